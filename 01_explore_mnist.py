@@ -1,0 +1,278 @@
+"""Phase 1: images are just numbers.
+
+Before any learning, look at the data the way the network will: every image is a 28x28
+grid of brightness values from 0 to 255, and every label is one digit. This script loads
+real MNIST (verified by checksum), prints the size, type and range of each split and how
+many of each digit there are, prints a "7" as the 784 numbers a network sees, computes the
+normalization constants that every later script uses, and draws pictures that hint at
+which digits will be hard to tell apart, and at how one might tell a 0 from an 8 by hand.
+
+Run:     python 01_explore_mnist.py
+Writes:  visualizations/01_*.png (the list is printed at the end)
+Next:    python 02_simple_nn.py
+"""
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+
+from mnist_common import DATA_DIR, VIS_DIR, friendly_errors, load_mnist, pixel_stats, save_figure
+
+# --- Things to explore (edit and re-run) ---------------------------------------------
+DIGIT_TO_PRINT = 7  # which digit to print as numbers in the terminal (0-9)
+SAMPLES_PER_DIGIT = 10  # columns in the sample grid (5-20)
+CENTRE_BOX = 6  # side, in pixels, of the central square used by the 0-versus-8 rule (2-12)
+INK_LEVEL = 128  # a pixel brighter than this counts as ink (50-200)
+
+
+# --- Looking at the numbers ------------------------------------------------------------
+def describe_splits(data) -> None:
+    """Print size, shape, dtype and value range of each split."""
+    print(f"{'split':<6} {'images':>7}  {'shape':<16} {'dtype':<12} {'min':>4} {'max':>4}  labels")
+    for name, (images, labels) in (("train", data.train), ("val", data.val), ("test", data.test)):
+        print(f"{name:<6} {len(images):>7,}  {str(tuple(images.shape)):<16} {str(images.dtype):<12} "
+              f"{images.min().item():>4} {images.max().item():>4}  {labels.dtype}, "
+              f"{labels.min().item()}-{labels.max().item()}")
+    total = sum(len(split[1]) for split in (data.train, data.val, data.test))
+    print(f"total  {total:>7,}  ({len(data.train[1]) / total:.0%} train, "
+          f"{len(data.val[1]) / total:.0%} validation, {len(data.test[1]) / total:.0%} test)")
+
+
+def digit_counts(labels: torch.Tensor) -> torch.Tensor:
+    """How many images of each digit 0-9."""
+    return torch.bincount(labels, minlength=10)
+
+
+def print_counts(data) -> None:
+    print(f"\n{'digit':>5} {'train':>6} {'val':>5} {'test':>5}")
+    counts = [digit_counts(split[1]) for split in (data.train, data.val, data.test)]
+    for digit in range(10):
+        print(f"{digit:>5} {counts[0][digit]:>6,} {counts[1][digit]:>5,} {counts[2][digit]:>5,}")
+
+
+def print_as_numbers(image: torch.Tensor, label: int) -> None:
+    """Print a uint8 (28, 28) image as its 784 brightness values; zeros as dots for legibility."""
+    print(f'\nA "{label}" as the network sees it: 28 rows of 28 numbers (0 = black, 255 = white),'
+          " zeros shown as '.'")
+    for row in image.tolist():
+        print(" ".join(f"{v:3d}" if v else "  ." for v in row))
+
+
+def mean_images(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The average image of each digit: (10, 28, 28), values 0-1."""
+    pixels = images.float() / 255
+    return torch.stack([pixels[labels == d].mean(0) for d in range(10)])
+
+
+def template_matching(means: torch.Tensor, images: torch.Tensor, labels: torch.Tensor):
+    """Classify each image as the digit whose mean image is nearest; return accuracy per digit.
+
+    This is the simplest "learned" classifier there is: where it fails, digits look alike.
+    """
+    pixels = images.float().flatten(1) / 255  # (N, 784)
+    guesses = torch.cdist(pixels, means.flatten(1)).argmin(1)  # (N,) nearest mean image
+    per_digit = torch.stack([(guesses[labels == d] == d).float().mean() for d in range(10)])
+    return per_digit, (guesses == labels).float().mean().item()
+
+
+def centre_ink(images: torch.Tensor, box: int, ink_level: int) -> torch.Tensor:
+    """Fraction of the central box x box square that is ink, for each image."""
+    lo = (28 - box) // 2
+    centre = images[:, lo:lo + box, lo:lo + box]
+    return (centre > ink_level).float().mean((1, 2))
+
+
+def zero_versus_eight(data, box: int, ink_level: int) -> dict:
+    """A hand-made rule: "an 8 crosses the middle, a 0 is hollow there".
+
+    The threshold is chosen on the training split and judged on the test split.
+    """
+    def ink_of(split, digit):
+        images, labels = split
+        return centre_ink(images[labels == digit], box, ink_level)
+
+    train_0, train_8 = ink_of(data.train, 0), ink_of(data.train, 8)
+    candidates = torch.linspace(0, 1, 101)
+    right = [((train_0 <= t).sum() + (train_8 > t).sum()).item() for t in candidates]
+    threshold = candidates[max(range(len(right)), key=right.__getitem__)].item()
+    test_0, test_8 = ink_of(data.test, 0), ink_of(data.test, 8)
+    correct = (test_0 <= threshold).sum().item() + (test_8 > threshold).sum().item()
+    return {"threshold": threshold, "test_accuracy": correct / (len(test_0) + len(test_8)),
+            "train_0": train_0, "train_8": train_8}
+
+
+# --- Pictures ---------------------------------------------------------------------------
+def plot_samples(images, labels, per_digit: int):
+    fig, axes = plt.subplots(10, per_digit, figsize=(per_digit * 0.9, 10 * 0.95))
+    for digit in range(10):
+        examples = images[labels == digit][:per_digit]
+        for col, ax in enumerate(axes[digit]):
+            ax.imshow(examples[col], cmap="gray")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[digit][0].set_ylabel(str(digit), rotation=0, fontsize=14, labelpad=12, va="center")
+    fig.suptitle("MNIST training images, one row per digit (label on the left)", y=0.92)
+    return fig
+
+
+def plot_seven(image, label):
+    fig, ax = plt.subplots(figsize=(9, 9))
+    ax.imshow(image, cmap="gray")
+    for (row, col), value in zip(torch.cartesian_prod(torch.arange(28), torch.arange(28)).tolist(),
+                                 image.flatten().tolist()):
+        if value:
+            ax.text(col, row, str(value), ha="center", va="center", fontsize=4.5,
+                    color="black" if value > 128 else "white")
+    ax.set_title(f'A "{label}" is 784 numbers: brightness 0 (black) to 255 (white)')
+    ax.set_xticks(range(0, 28, 4))
+    ax.set_yticks(range(0, 28, 4))
+    return fig
+
+
+def plot_digit_means(means):
+    fig, axes = plt.subplots(1, 10, figsize=(14, 1.9))
+    for digit, ax in enumerate(axes):
+        ax.imshow(means[digit], cmap="magma")
+        ax.set_title(str(digit))
+        ax.axis("off")
+    fig.suptitle("The average training image of each digit: bright where most writers put ink", y=1.05)
+    return fig
+
+
+def plot_pixel_histogram(images):
+    fig, ax = plt.subplots(figsize=(8, 4))
+    counts = torch.bincount(images.flatten().long(), minlength=256)
+    ax.bar(range(256), counts.numpy(), width=1.0, color="tab:blue")
+    ax.set_yscale("log")
+    ax.set_xlabel("pixel brightness (0 = black background, 255 = full ink)")
+    ax.set_ylabel("number of pixels (log scale)")
+    share_black = counts[0].item() / counts.sum().item()
+    ax.set_title(f"Pixel brightness in the training split: {share_black:.0%} of all pixels are exactly 0")
+    return fig
+
+
+def plot_class_distribution(data):
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.27
+    for offset, (name, split) in zip((-width, 0, width),
+                                     (("train", data.train), ("validation", data.val), ("test", data.test))):
+        share = digit_counts(split[1]).float() / len(split[1])
+        ax.bar(torch.arange(10) + offset, share.numpy(), width, label=f"{name} ({len(split[1]):,})")
+    ax.axhline(0.1, color="gray", linestyle=":", label="perfectly balanced (10%)")
+    ax.set_xticks(range(10))
+    ax.set_xlabel("digit")
+    ax.set_ylabel("share of the split")
+    ax.set_ylim(0, 0.14)
+    ax.set_title("How often each digit appears: roughly balanced, and the same in every split")
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def plot_similarity(distances, per_digit_accuracy, overall):
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    shown_dist = distances.clone()
+    shown_dist.fill_diagonal_(float("nan"))
+    im = left.imshow(shown_dist, cmap="viridis_r")
+    for i in range(10):
+        for j in range(10):
+            if i != j:
+                far = distances[i, j] > distances.max() * 0.75
+                left.text(j, i, f"{distances[i, j]:.1f}", ha="center", va="center", fontsize=7,
+                          color="white" if far else "black")
+    left.set_xticks(range(10))
+    left.set_yticks(range(10))
+    left.set_title("Distance between mean images\n(small = the average shapes look alike)")
+    fig.colorbar(im, ax=left, shrink=0.8)
+    bars = right.bar(range(10), per_digit_accuracy.numpy() * 100, color="tab:green")
+    right.bar_label(bars, fmt="%.0f", fontsize=8)
+    right.set_xticks(range(10))
+    right.set_ylim(0, 105)
+    right.set_xlabel("digit")
+    right.set_ylabel("test images recognised (%)")
+    right.set_title(f"Nearest-mean-image classifier: {overall:.1%} overall\n"
+                    "(low bars: digits whose shapes vary or resemble others)")
+    return fig
+
+
+def plot_zero_versus_eight(means, rule, box: int):
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+    lo = (28 - box) // 2
+    difference = means[8] - means[0]
+    panels = ((axes[0], means[0], "mean 0", "magma"), (axes[1], means[8], "mean 8", "magma"),
+              (axes[2], difference, "mean 8 minus mean 0\n(red: more ink in 8s, blue: in 0s)", "bwr"))
+    for ax, image, title, cmap in panels:
+        limit = difference.abs().max().item() if cmap == "bwr" else None
+        ax.imshow(image, cmap=cmap, vmin=-limit if limit else None, vmax=limit)
+        ax.add_patch(plt.Rectangle((lo - 0.5, lo - 0.5), box, box, fill=False, edgecolor="cyan", lw=1.5))
+        ax.set_title(title)
+        ax.axis("off")
+    bins = torch.linspace(0, 1, 26).numpy()
+    axes[3].hist(rule["train_0"].numpy(), bins=bins, alpha=0.6, label="0s", color="tab:blue")
+    axes[3].hist(rule["train_8"].numpy(), bins=bins, alpha=0.6, label="8s", color="tab:red")
+    axes[3].axvline(rule["threshold"], color="black", linestyle="--", label="threshold")
+    axes[3].set_xlabel(f"share of ink in the central {box}x{box} square")
+    axes[3].set_ylabel("training images")
+    axes[3].set_title(f'Rule "ink in the middle means 8":\n{rule["test_accuracy"]:.1%} right on test 0s and 8s')
+    axes[3].legend()
+    return fig
+
+
+# --- The story --------------------------------------------------------------------------
+def main(out_dir: Path = VIS_DIR, data_dir: Path = DATA_DIR, digit_to_print: int = DIGIT_TO_PRINT,
+         samples_per_digit: int = SAMPLES_PER_DIGIT, centre_box: int = CENTRE_BOX,
+         ink_level: int = INK_LEVEL) -> dict:
+    data = load_mnist(normalized=False, data_dir=data_dir)  # raw uint8 pixels, 0-255
+    train_images, train_labels = data.train
+
+    print("\n== The three splits ==")
+    describe_splits(data)
+    print_counts(data)
+
+    seven = train_images[train_labels == digit_to_print][0]
+    print_as_numbers(seven, digit_to_print)
+
+    mean, std = pixel_stats(train_images)
+    print("\n== Normalization constants (computed from the training split) ==")
+    print(f"mean brightness {mean:.4f}, standard deviation {std:.4f} (on the 0-1 scale)")
+    print(f"later scripts feed the network (pixel/255 - {mean:.4f}) / {std:.4f}: "
+          "inputs centred on 0 with spread 1, which makes training easier")
+
+    means = mean_images(train_images, train_labels)
+    distances = torch.cdist(means.flatten(1), means.flatten(1))  # (10, 10)
+    per_digit, overall = template_matching(means, *data.test)
+    masked = distances + torch.eye(10) * 1e9
+    closest = sorted((masked[i, j].item(), i, j) for i in range(10) for j in range(i + 1, 10))[:3]
+    print("\n== Why some digits are harder ==")
+    print("closest pairs of mean images: "
+          + ", ".join(f"{i} and {j} ({d:.2f})" for d, i, j in closest))
+    print(f"nearest-mean-image classifier on the test split: {overall:.1%} overall; per digit: "
+          + ", ".join(f"{d}: {acc:.0%}" for d, acc in enumerate(per_digit.tolist())))
+    hardest = per_digit.argsort()[:3].tolist()
+    print(f"hardest for it: {hardest}; easiest: {per_digit.argmax().item()}. "
+          "A network must learn more than one average shape per digit.")
+
+    rule = zero_versus_eight(data, centre_box, ink_level)
+    print("\n== Telling a 0 from an 8 by hand ==")
+    print(f'rule: "if more than {rule["threshold"]:.0%} of the central {centre_box}x{centre_box} square is '
+          f'ink, it is an 8, else a 0" -> {rule["test_accuracy"]:.1%} right on the test 0s and 8s')
+    print("a hand-written rule gets far, but every rule has exceptions; a network finds its own rules")
+
+    print("\n== Figures ==")
+    written = [
+        save_figure(plot_samples(train_images, train_labels, samples_per_digit), out_dir, "01_samples.png"),
+        save_figure(plot_seven(seven, digit_to_print), out_dir, "01_digit_as_numbers.png"),
+        save_figure(plot_digit_means(means), out_dir, "01_digit_means.png"),
+        save_figure(plot_pixel_histogram(train_images), out_dir, "01_pixel_histogram.png"),
+        save_figure(plot_class_distribution(data), out_dir, "01_class_distribution.png"),
+        save_figure(plot_similarity(distances, per_digit, overall), out_dir, "01_digit_similarity.png"),
+        save_figure(plot_zero_versus_eight(means, rule, centre_box), out_dir, "01_zero_vs_eight.png"),
+    ]
+    print(f"\nwrote {len(written)} figures. Next: python 02_simple_nn.py")
+    return {"data": data, "mean": mean, "std": std, "template_accuracy": overall,
+            "rule_accuracy": rule["test_accuracy"], "figures": written}
+
+
+if __name__ == "__main__":
+    with friendly_errors():
+        main()
