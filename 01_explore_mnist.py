@@ -108,7 +108,7 @@ def plot_samples(images, labels, per_digit: int):
     for digit in range(10):
         examples = images[labels == digit][:per_digit]
         for col, ax in enumerate(axes[digit]):
-            ax.imshow(examples[col], cmap="gray")
+            ax.imshow(examples[col].numpy(), cmap="gray")
             ax.set_xticks([])
             ax.set_yticks([])
         axes[digit][0].set_ylabel(str(digit), rotation=0, fontsize=14, labelpad=12, va="center")
@@ -118,7 +118,7 @@ def plot_samples(images, labels, per_digit: int):
 
 def plot_seven(image, label):
     fig, ax = plt.subplots(figsize=(9, 9))
-    ax.imshow(image, cmap="gray")
+    ax.imshow(image.numpy(), cmap="gray")
     for (row, col), value in zip(torch.cartesian_prod(torch.arange(28), torch.arange(28)).tolist(),
                                  image.flatten().tolist()):
         if value:
@@ -133,7 +133,7 @@ def plot_seven(image, label):
 def plot_digit_means(means):
     fig, axes = plt.subplots(1, 10, figsize=(14, 1.9))
     for digit, ax in enumerate(axes):
-        ax.imshow(means[digit], cmap="magma")
+        ax.imshow(means[digit].numpy(), cmap="magma")
         ax.set_title(str(digit))
         ax.axis("off")
     fig.suptitle("The average training image of each digit: bright where most writers put ink", y=1.05)
@@ -158,7 +158,7 @@ def plot_class_distribution(data):
     for offset, (name, split) in zip((-width, 0, width),
                                      (("train", data.train), ("validation", data.val), ("test", data.test))):
         share = digit_counts(split[1]).float() / len(split[1])
-        ax.bar(torch.arange(10) + offset, share.numpy(), width, label=f"{name} ({len(split[1]):,})")
+        ax.bar((torch.arange(10) + offset).numpy(), share.numpy(), width, label=f"{name} ({len(split[1]):,})")
     ax.axhline(0.1, color="gray", linestyle=":", label="perfectly balanced (10%)")
     ax.set_xticks(range(10))
     ax.set_xlabel("digit")
@@ -173,7 +173,7 @@ def plot_similarity(distances, per_digit_accuracy, overall):
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     shown_dist = distances.clone()
     shown_dist.fill_diagonal_(float("nan"))
-    im = left.imshow(shown_dist, cmap="viridis_r")
+    im = left.imshow(shown_dist.numpy(), cmap="viridis_r")
     for i in range(10):
         for j in range(10):
             if i != j:
@@ -203,7 +203,7 @@ def plot_zero_versus_eight(means, rule, box: int):
               (axes[2], difference, "mean 8 minus mean 0\n(red: more ink in 8s, blue: in 0s)", "bwr"))
     for ax, image, title, cmap in panels:
         limit = difference.abs().max().item() if cmap == "bwr" else None
-        ax.imshow(image, cmap=cmap, vmin=-limit if limit else None, vmax=limit)
+        ax.imshow(image.numpy(), cmap=cmap, vmin=-limit if limit else None, vmax=limit)
         ax.add_patch(plt.Rectangle((lo - 0.5, lo - 0.5), box, box, fill=False, edgecolor="cyan", lw=1.5))
         ax.set_title(title)
         ax.axis("off")

@@ -146,7 +146,7 @@ def activation_curves(x: torch.Tensor) -> dict:
 # --- Pictures ---------------------------------------------------------------------------
 def plot_untrained_prediction(image, label, probs):
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1, 2]})
-    left.imshow(image.squeeze(), cmap="gray")
+    left.imshow(image.squeeze().cpu().numpy(), cmap="gray")
     left.set_title(f"a test image (label {label})")
     left.axis("off")
     bars = right.bar(range(10), probs.numpy() * 100, color="tab:orange")
@@ -172,7 +172,7 @@ def plot_softmax(steps, scores, temperatures, logits):
     width = 0.8 / len(temperatures)
     for i, t in enumerate(temperatures):
         probs = softmax_with_temperature(logits, t)
-        axes[2].bar(torch.arange(10) + (i - (len(temperatures) - 1) / 2) * width, probs.numpy(), width,
+        axes[2].bar((torch.arange(10) + (i - (len(temperatures) - 1) / 2) * width).numpy(), probs.numpy(), width,
                     label=f"T = {t:g}")
     axes[2].set_xticks(range(10))
     axes[2].set_xlabel("digit")

@@ -70,6 +70,11 @@ class DivergedError(LearnerError):
     """The loss became NaN or infinite: the weights are garbage from here on."""
 
 
+def build_model(arch: dict):
+    """Rebuild Phase 2's network from the architecture a checkpoint records."""
+    return phase2.SimpleNN(**{key: value for key, value in arch.items() if key != "name"})
+
+
 def make_optimizer(name: str, parameters, learning_rate: float):
     if name == "adam":
         return torch.optim.Adam(parameters, lr=learning_rate)
@@ -185,7 +190,7 @@ def save_run(model, history, hyperparameters, test_loss, test_acc, data, models_
         parameters=count_parameters(model), train_seconds=history["train_seconds"],
         normalization={"mean": data.mean, "std": data.std},
         history={key: history[key] for key in ("train_loss", "train_acc", "val_loss", "val_acc", "seconds")},
-        torch_version=torch.__version__,
+        torch_version=str(torch.__version__),
     )
     log_experiment(models_dir, script, hyperparameters, len(history["val_acc"]), history["best_val_acc"],
                    test_acc, count_parameters(model), history["train_seconds"])
