@@ -59,6 +59,15 @@ def print_as_numbers(image: torch.Tensor, label: int) -> None:
         print(" ".join(f"{v:3d}" if v else "  ." for v in row))
 
 
+def centre_of_mass(images: torch.Tensor) -> tuple[float, float]:
+    """Average (row, column) of the ink's centre of mass: where MNIST placed each digit."""
+    ink = images.float()
+    total = ink.sum((1, 2))
+    rows = (ink.sum(2) * torch.arange(28)).sum(1) / total
+    cols = (ink.sum(1) * torch.arange(28)).sum(1) / total
+    return rows.mean().item(), cols.mean().item()
+
+
 def mean_images(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """The average image of each digit: (10, 28, 28), values 0-1."""
     pixels = images.float() / 255
@@ -231,6 +240,10 @@ def main(out_dir: Path = VIS_DIR, data_dir: Path = DATA_DIR, digit_to_print: int
 
     seven = train_images[train_labels == digit_to_print][0]
     print_as_numbers(seven, digit_to_print)
+
+    row, col = centre_of_mass(train_images)
+    print(f"MNIST scaled each digit to fit 20x20 pixels and centred its ink's centre of mass: on average at "
+          f"row {row:.2f}, column {col:.2f} of the 28x28 grid (05 prepares your own digits the same way)")
 
     mean, std = pixel_stats(train_images)
     print("\n== Normalization constants (computed from the training split) ==")

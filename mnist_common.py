@@ -425,6 +425,12 @@ def load_weights(model: torch.nn.Module, checkpoint: dict, path: Path) -> torch.
     return model
 
 
+def load_model(path: Path, make_script: str, build) -> tuple[torch.nn.Module, dict]:
+    """Rebuild a trained model: `build(arch)` makes the network, the checkpoint fills it."""
+    checkpoint = load_checkpoint(path, make_script)
+    return load_weights(build(checkpoint["arch"]), checkpoint, path).eval(), checkpoint
+
+
 # ---------------------------------------------------------------------------------------
 # Figures and the experiment log.
 # ---------------------------------------------------------------------------------------

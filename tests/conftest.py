@@ -1,6 +1,8 @@
 """Shared fixtures: the real data once per session, the numbered scripts as modules, and a
 short MLP training run whose checkpoint several tests inspect. Every output goes to tmp."""
 
+import shutil
+
 import pytest
 
 import mnist_common
@@ -47,3 +49,42 @@ def trained_mlp(phase3, tmp_path_factory):
     result = phase3.main(epochs=3, out_dir=root / "visualizations", models_dir=root / "models")
     result["root"] = root
     return result
+
+
+@pytest.fixture(scope="session")
+def phase5():
+    return mnist_common.load_script("04_improved_model")
+
+
+@pytest.fixture(scope="session")
+def trained_cnn(phase5, tmp_path_factory):
+    """04's main() with a shorter schedule, into an empty temporary folder (so no mlp.pt)."""
+    root = tmp_path_factory.mktemp("cnn_run")
+    result = phase5.main(epochs=2, out_dir=root / "visualizations", models_dir=root / "models")
+    result["root"] = root
+    return result
+
+
+@pytest.fixture(scope="session")
+def phase6():
+    return mnist_common.load_script("05_understand_model")
+
+
+@pytest.fixture(scope="session")
+def models_dir(trained_mlp, trained_cnn, tmp_path_factory):
+    """A models folder holding the short runs' mlp.pt and cnn.pt and their experiment logs."""
+    folder = tmp_path_factory.mktemp("models")
+    for result in (trained_mlp, trained_cnn):
+        shutil.copy(result["checkpoint"], folder / result["checkpoint"].name)
+        with open(result["root"] / "models" / "experiments.csv") as src, \
+                open(folder / "experiments.csv", "a") as dst:
+            lines = src.readlines()
+            dst.writelines(lines if dst.tell() == 0 else lines[1:])
+    return folder
+
+
+@pytest.fixture(scope="session")
+def analysis(phase6, models_dir, tmp_path_factory):
+    """05's full analysis with a two-point FGSM sweep, into a temporary folder."""
+    out = tmp_path_factory.mktemp("understand")
+    return phase6.main(out_dir=out, models_dir=models_dir, epsilons=[0.0, 0.3])

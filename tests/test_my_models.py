@@ -21,10 +21,9 @@ def test_your_model_meets_its_threshold(name, script, arch, minimum, data):
     path = mnist_common.MODELS_DIR / name
     if not path.exists():
         pytest.skip(f"{mnist_common.shown(path)} not found: run `python {script}` first")
-    checkpoint = mnist_common.load_checkpoint(path, script)
-    assert checkpoint["arch"]["name"] == arch
     phase = mnist_common.load_script(script.removesuffix(".py"))
-    model = mnist_common.load_weights(phase.build_model(checkpoint["arch"]), checkpoint, path)
+    model, checkpoint = mnist_common.load_model(path, script, phase.build_model)
+    assert checkpoint["arch"]["name"] == arch
     evaluate = mnist_common.load_script("03_train_model").evaluate
     _, accuracy = evaluate(model, *data.test)
     assert accuracy == pytest.approx(checkpoint["metrics"]["test_acc"], abs=1e-4)

@@ -1,0 +1,576 @@
+"""Phase 6: understanding what you built.
+
+A trained network is not a black box if you know where to look. This script opens the CNN
+from Phase 5 (and the simple network from Phase 3, for comparison) and asks it questions:
+which digits does it get right with confidence, and which wrong; which pairs it confuses;
+what its filters and channels respond to; where in the image it looks; whether its
+confidence can be trusted (and how a single temperature fixes it); how small a change to
+the pixels fools it; and what it makes of a digit you wrote yourself.
+
+Run:     python 05_understand_model.py                       (the full analysis)
+         python 05_understand_model.py --image my_7.png       (your own digits: PNG or JPEG)
+         python 05_understand_model.py --export-test-digits my_digits   (test digits to try at once)
+Needs:   models/cnn.pt (python 04_improved_model.py); models/mlp.pt is used when present
+Writes:  visualizations/05_*.png (listed at the end)
+"""
+
+import argparse
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mnist_common import (
+    DATA_DIR,
+    MODELS_DIR,
+    VIS_DIR,
+    LearnerError,
+    friendly_errors,
+    load_mnist,
+    load_model,
+    load_script,
+    pick_device,
+    read_experiments,
+    save_figure,
+    set_seed,
+    shown,
+)
+
+phase3 = load_script("03_train_model")  # evaluation helpers and the MLP's builder
+phase5 = load_script("04_improved_model")  # the CNN, and its filter and feature-map plots
+
+# --- Things to explore (edit and re-run) ---------------------------------------------------
+GALLERY_SIZE = 16  # images in each prediction gallery (8-32)
+SALIENCY_PER_DIGIT = 2  # examples of each digit in the saliency figure (1-4)
+CALIBRATION_BINS = 10  # confidence bins of the reliability diagram (5-20)
+EPSILONS = [0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3]  # FGSM pixel budgets (0-1 scale)
+FOOLED_EPSILON = 0.1  # the budget shown in the gallery of fooled digits
+SEED = 0  # which examples are picked for the figures
+
+PLAN_GUESSES = [(4, 9), (3, 5), (7, 1)]  # the plan's guesses at the most confused pairs
+MNIST_BOX = 20  # MNIST scaled each digit's longer side to 20 pixels ...
+MNIST_SIZE = 28  # ... and centred it, by centre of mass, in a 28x28 image
+
+
+# --- 1-2. Predictions and confusions ----------------------------------------------------------
+def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor) -> torch.Tensor:
+    """(10, 10) counts: row = true digit, column = predicted digit."""
+    return torch.bincount(labels * 10 + predictions, minlength=100).reshape(10, 10)
+
+
+def confused_pairs(matrix: torch.Tensor) -> list[tuple[int, int, int]]:
+    """Unordered pairs of digits with their mistakes in both directions, most confused first."""
+    pairs = [(matrix[a, b].item() + matrix[b, a].item(), a, b) for a in range(10) for b in range(a + 1, 10)]
+    return sorted(pairs, reverse=True)
+
+
+def plot_gallery(images, labels, probs, title, indices):
+    cols = 8
+    rows = (len(indices) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.7, rows * 2.1), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, indices):
+        top = probs[i].topk(2)
+        ax.imshow(images[i].squeeze().cpu().numpy(), cmap="gray")
+        right = top.indices[0].item() == labels[i].item()
+        ax.set_title(f"true {labels[i].item()}\n{top.indices[0].item()}: {top.values[0]:.0%}  "
+                     f"{top.indices[1].item()}: {top.values[1]:.0%}", fontsize=8,
+                     color="darkgreen" if right else "darkred")
+    fig.suptitle(title)
+    return fig
+
+
+def plot_confusion(matrix):
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    off_diagonal = matrix.clone().float()
+    off_diagonal.fill_diagonal_(float("nan"))
+    im = ax.imshow(off_diagonal.numpy(), cmap="Reds")
+    for t in range(10):
+        for p in range(10):
+            ax.text(p, t, str(matrix[t, p].item()), ha="center", va="center", fontsize=8,
+                    color="gray" if t == p else "black")
+    ax.set_xticks(range(10))
+    ax.set_yticks(range(10))
+    ax.set_xlabel("predicted digit")
+    ax.set_ylabel("true digit")
+    ax.set_title("Confusion matrix on the 10,000 test images\n(diagonal: correct, grey; red: mistakes)")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="mistakes")
+    return fig
+
+
+# --- 3. Learned features --------------------------------------------------------------------
+@torch.no_grad()
+def channel_means_per_digit(model, images, labels, batch_size=500) -> torch.Tensor:
+    """(10, 64): the average activation of each second-layer channel over each digit's images."""
+    sums = torch.zeros(10, model.conv2.out_channels, device=labels.device)
+    for start in range(0, len(labels), batch_size):
+        _, second = model.feature_maps(images[start:start + batch_size])  # (B, 64, 14, 14)
+        sums.index_add_(0, labels[start:start + batch_size], second.mean((2, 3)))
+    return (sums / torch.bincount(labels, minlength=10)[:, None]).cpu()
+
+
+def channel_selectivity(means: torch.Tensor) -> torch.Tensor:
+    """(10, 64): how much more (>1) or less (<1) each channel fires for a digit than on average.
+
+    Each digit's activations are first scaled to the same total, so digits with more ink (0, 8)
+    do not win every channel just by being brighter.
+    """
+    pattern = means / means.sum(1, keepdim=True).clamp_min(1e-8)  # each row sums to 1
+    return pattern / pattern.mean(0, keepdim=True).clamp_min(1e-8)
+
+
+def plot_channel_selectivity(selectivity):
+    fig, ax = plt.subplots(figsize=(15, 4))
+    im = ax.imshow(selectivity.numpy(), cmap="magma", aspect="auto")
+    ax.set_yticks(range(10))
+    ax.set_ylabel("digit")
+    ax.set_xlabel("second-layer channel")
+    ax.set_title("How strongly each second-layer channel prefers each digit (1 = as much as for the average digit)")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
+
+
+# --- 4. Where the network looks ---------------------------------------------------------------
+def saliency(model, images, targets) -> torch.Tensor:
+    """|d score_target / d pixel|: how much each pixel sways the score of the target digit."""
+    x = images.clone().requires_grad_(True)
+    scores = model(x).gather(1, targets[:, None]).sum()
+    (grad,) = torch.autograd.grad(scores, x)
+    return grad.abs().squeeze(1)  # (N, 28, 28)
+
+
+def plot_saliency(images, maps, labels, predictions):
+    per_digit = len(images) // 10  # the images come ordered by digit, per_digit of each
+    fig, axes = plt.subplots(10, 2 * per_digit, figsize=(2 * per_digit * 1.3, 10 * 1.35), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(len(images)):
+        row, col = labels[i].item(), 2 * (i % per_digit)
+        axes[row, col].imshow(images[i].squeeze().cpu().numpy(), cmap="gray")
+        axes[row, col].set_title(f"{labels[i].item()} -> {predictions[i].item()}", fontsize=7)
+        axes[row, col + 1].imshow(maps[i].cpu().numpy(), cmap="hot")
+        axes[row, col + 1].set_title("saliency", fontsize=7)
+    fig.suptitle("Where the CNN looks: bright pixels change the true digit's score the most")
+    return fig
+
+
+# --- 5. Confidence and calibration --------------------------------------------------------------
+def expected_calibration_error(probs, labels, bins: int) -> tuple[float, list]:
+    """ECE: the gap between confidence and accuracy, averaged over confidence bins by size."""
+    confidence, predictions = probs.max(1)
+    correct = (predictions == labels).float()
+    edges = torch.linspace(0, 1, bins + 1)
+    ece, table = 0.0, []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (confidence > lo) & (confidence <= hi)
+        if inside.any():
+            gap = (confidence[inside].mean() - correct[inside].mean()).abs().item()
+            ece += inside.float().mean().item() * gap
+            table.append((lo.item(), hi.item(), confidence[inside].mean().item(), correct[inside].mean().item(),
+                          int(inside.sum())))
+    return ece, table
+
+
+def fit_temperature(logits, labels) -> float:
+    """The T that minimises the validation loss of softmax(logits / T): Phase 2's temperature."""
+    log_t = torch.zeros(1, requires_grad=True)  # T = e^log_t stays positive
+    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return log_t.exp().item()
+
+
+def calibration_report(val_logits, val_labels, test_logits, test_labels, bins) -> dict:
+    temperature = fit_temperature(val_logits, val_labels)
+    report = {"temperature": temperature}
+    for name, t in (("before", 1.0), ("after", temperature)):
+        report[name] = {
+            "val_nll": F.cross_entropy(val_logits / t, val_labels).item(),
+            "test_nll": F.cross_entropy(test_logits / t, test_labels).item(),
+            "test_ece": expected_calibration_error(torch.softmax(test_logits / t, 1), test_labels, bins)[0],
+            "table": expected_calibration_error(torch.softmax(test_logits / t, 1), test_labels, bins)[1],
+        }
+    return report
+
+
+def plot_confidence(probs, labels):
+    confidence, predictions = probs.max(1)
+    right = predictions == labels
+    fig, ax = plt.subplots(figsize=(8, 4))
+    bins = np.linspace(0.1, 1, 37)
+    ax.hist(confidence[right].numpy(), bins=bins, alpha=0.7, label=f"correct ({int(right.sum()):,})",
+            color="tab:green", density=True)
+    ax.hist(confidence[~right].numpy(), bins=bins, alpha=0.7, label=f"wrong ({int((~right).sum())})",
+            color="tab:red", density=True)
+    ax.set_xlabel("top probability (the network's confidence)")
+    ax.set_ylabel("share of predictions (density)")
+    ax.set_title("Confidence when right and when wrong: mistakes are much less sure")
+    ax.legend()
+    return fig
+
+
+def plot_reliability(report):
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    for ax, name in zip(axes, ("before", "after")):
+        table = report[name]["table"]
+        centres = [(lo + hi) / 2 for lo, hi, *_ in table]
+        width = table[0][1] - table[0][0]
+        ax.bar(centres, [acc for *_, acc, _ in table], width=width * 0.9, color="tab:blue",
+               edgecolor="black", label="accuracy in the bin")
+        ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
+        ax.plot([c for _, _, c, _, _ in table], [acc for *_, acc, _ in table], "o", color="tab:orange",
+                label="mean confidence vs accuracy")
+        t = 1.0 if name == "before" else report["temperature"]
+        ax.set_title(f"{name} temperature scaling (T = {t:.2f})\nECE {report[name]['test_ece']:.4f}, "
+                     f"test NLL {report[name]['test_nll']:.4f}")
+        ax.set_xlabel("confidence")
+        ax.set_ylabel("accuracy")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.legend(loc="upper left", fontsize=8)
+    fig.suptitle("Reliability diagram of the CNN on the test set", y=1.03)
+    return fig
+
+
+# --- 6. Adversarial examples (FGSM) ----------------------------------------------------------------
+def fgsm(model, images, labels, epsilon: float, mean: float, std: float, batch_size=500):
+    """Fast Gradient Sign Method: move every pixel by epsilon (0-1 scale) in the direction that
+    raises the loss most, keeping pixels inside [0, 1]. Returns the perturbed, normalized images."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)  # gradients for the pixels only
+    low, high = (0 - mean) / std, (1 - mean) / std  # the pixel range in normalized units
+    out = []
+    for start in range(0, len(labels), batch_size):
+        x = images[start:start + batch_size].clone().requires_grad_(True)
+        loss = F.cross_entropy(model(x), labels[start:start + batch_size])
+        (grad,) = torch.autograd.grad(loss, x)
+        out.append((x + epsilon / std * grad.sign()).clamp(low, high).detach())
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return torch.cat(out)
+
+
+def fgsm_sweep(models: dict, images, labels, epsilons, mean, std) -> dict:
+    """Test accuracy of each model under FGSM at every epsilon."""
+    results = {name: [] for name in models}
+    for epsilon in epsilons:
+        for name, model in models.items():
+            attacked = fgsm(model, images, labels, epsilon, mean, std)
+            results[name].append(phase3.evaluate(model, attacked, labels)[1])
+    return results
+
+
+def plot_fgsm_curve(epsilons, results):
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, accuracies in results.items():
+        ax.plot(epsilons, [a * 100 for a in accuracies], "o-", label=name)
+    ax.set_xlabel("epsilon: the most any pixel may change (0-1 brightness scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("FGSM: accuracy when every pixel is nudged against the network")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def plot_fooled(clean, attacked, labels, clean_pred, attacked_pred, probs, epsilon):
+    n = len(clean)
+    fig, axes = plt.subplots(2, n, figsize=(n * 1.6, 4), squeeze=False)
+    for i in range(n):
+        axes[0, i].imshow(clean[i].squeeze().cpu().numpy(), cmap="gray")
+        axes[0, i].set_title(f"{labels[i].item()} -> {clean_pred[i].item()}", fontsize=9)
+        axes[1, i].imshow(attacked[i].squeeze().cpu().numpy(), cmap="gray")
+        axes[1, i].set_title(f"-> {attacked_pred[i].item()} ({probs[i]:.0%})", fontsize=9, color="darkred")
+        axes[0, i].axis("off")
+        axes[1, i].axis("off")
+    fig.suptitle(f"Top: test digits the CNN gets right. Bottom: the same after FGSM with epsilon {epsilon}, "
+                 "and the CNN's new answer")
+    return fig
+
+
+# --- 7. Your own digit ------------------------------------------------------------------------------
+def edge_pixels(image: np.ndarray) -> np.ndarray:
+    """The pixels along the four edges of an image: mostly background in a photo of a digit."""
+    return np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+
+
+def prepare_digit(path: Path) -> tuple[np.ndarray, torch.Tensor]:
+    """Read an image file and prepare it as MNIST was: returns (original, (28, 28) in 0-1).
+
+    Grayscale; invert if the background is light (MNIST is light ink on black); crop to the
+    ink; scale the longer side to 20 pixels; centre by centre of mass in a 28x28 image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise LearnerError(f"{path} not found: give the path of a PNG or JPEG file")
+    try:
+        with Image.open(path) as opened:
+            original = np.asarray(opened.convert("L"), dtype=np.float32) / 255  # (H, W) in 0-1
+    except (UnidentifiedImageError, OSError):
+        raise LearnerError(f"{path} is not an image this script can read: use a PNG or JPEG file") from None
+    ink = 1 - original if np.median(edge_pixels(original)) > 0.5 else original  # light paper: invert
+    ink = np.clip(ink - np.median(edge_pixels(ink)), 0, None)  # the paper's own shade is not ink
+    if ink.max() < 0.1:
+        raise LearnerError(f"{path} looks blank: no digit found (draw it darker, or on a plainer background)")
+    ink /= ink.max()
+    rows, cols = np.nonzero(ink > 0.2)
+    ink = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]  # crop to the ink
+    height, width = ink.shape
+    scale = MNIST_BOX / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = np.asarray(Image.fromarray((ink * 255).astype(np.uint8)).resize(size, Image.LANCZOS),
+                       dtype=np.float32) / 255
+    total = small.sum()
+    cy = (small.sum(1) * np.arange(small.shape[0])).sum() / total  # centre of mass, row
+    cx = (small.sum(0) * np.arange(small.shape[1])).sum() / total  # centre of mass, column
+    # MNIST's digits have their centre of mass at pixel (14, 14): 01_explore_mnist.py measures it
+    top = int(np.clip(round(MNIST_SIZE / 2 - cy), 0, MNIST_SIZE - small.shape[0]))
+    left = int(np.clip(round(MNIST_SIZE / 2 - cx), 0, MNIST_SIZE - small.shape[1]))
+    canvas = np.zeros((MNIST_SIZE, MNIST_SIZE), dtype=np.float32)
+    canvas[top:top + small.shape[0], left:left + small.shape[1]] = small
+    return original, torch.from_numpy(canvas)
+
+
+def predict_views(model, views, mean, std, device):
+    """Probabilities (N, 10) for prepared (N, 28, 28) images in 0-1, normalized as in training."""
+    x = ((views - mean) / std).unsqueeze(1).to(device)  # (N, 1, 28, 28)
+    return torch.softmax(phase3.predict_logits(model, x), 1).cpu()
+
+
+def plot_your_digits(paths, originals, views, probs):
+    n = len(paths)
+    fig, axes = plt.subplots(n, 3, figsize=(11, 2.6 * n), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1, 2.2]})
+    for i in range(n):
+        axes[i, 0].imshow(originals[i], cmap="gray", vmin=0, vmax=1)
+        axes[i, 0].set_title(Path(paths[i]).name, fontsize=9)
+        axes[i, 1].imshow(views[i].numpy(), cmap="gray")
+        axes[i, 1].set_title("what the network sees (28x28)", fontsize=9)
+        for ax in axes[i, :2]:
+            ax.axis("off")
+        bars = axes[i, 2].bar(range(10), probs[i].numpy() * 100, color="tab:blue")
+        bars[probs[i].argmax().item()].set_color("tab:orange")
+        axes[i, 2].set_xticks(range(10))
+        axes[i, 2].set_ylim(0, 105)
+        axes[i, 2].set_title(f"prediction: {probs[i].argmax().item()} ({probs[i].max():.1%})", fontsize=10)
+    return fig
+
+
+def export_test_digits(data_raw, out_dir: Path, count: int = 10) -> list[Path]:
+    """Save one test image of each digit as a large dark-on-light PNG, to try --image at once."""
+    from PIL import Image
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images, labels = data_raw.test
+    written = []
+    for digit in range(min(count, 10)):
+        image = images[(labels == digit).nonzero()[0, 0]].numpy()
+        picture = Image.fromarray(255 - image).resize((140, 140), Image.BILINEAR)  # dark ink, light paper
+        path = out_dir / f"test_digit_{digit}.png"
+        picture.save(path)
+        written.append(path)
+    return written
+
+
+# --- 8. Reflection ------------------------------------------------------------------------------------
+def best_runs_by_script(models_dir: Path) -> dict:
+    best = {}
+    for row in read_experiments(models_dir):  # best first
+        best.setdefault(row["script"], row)
+    return best
+
+
+# --- The story ----------------------------------------------------------------------------------------
+def load_models(models_dir: Path, device):
+    """The CNN (required) and the MLP (optional, for comparisons)."""
+    cnn, cnn_checkpoint = load_model(Path(models_dir) / "cnn.pt", "04_improved_model.py", phase5.build_model)
+    mlp_path = Path(models_dir) / "mlp.pt"
+    mlp = None
+    if mlp_path.exists():
+        mlp = load_model(mlp_path, "03_train_model.py", phase3.build_model)[0].to(device)
+    else:
+        print(f"{shown(mlp_path)} not found: run `python 03_train_model.py` to compare with the simple "
+              "network; carrying on with the CNN alone")
+    return cnn.to(device), cnn_checkpoint, mlp
+
+
+def analyse(models_dir: Path, out_dir: Path, data_dir: Path, epsilons=EPSILONS, seed: int = SEED) -> dict:
+    """Sections 1-6 and 8: every figure and number of the full analysis."""
+    device = pick_device()
+    generator = set_seed(seed)
+    cnn, checkpoint, mlp = load_models(models_dir, device)
+    data = load_mnist(data_dir=data_dir).to(device)
+    images, labels = data.test
+    written, results = [], {}
+
+    print("\n== 1. Predictions ==")
+    probs = torch.softmax(phase3.predict_logits(cnn, images), 1)
+    confidence, predictions = probs.max(1)
+    right = predictions == labels
+    results["accuracy"] = right.float().mean().item()
+    print(f"the CNN gets {int(right.sum()):,} of {len(labels):,} test digits right ({results['accuracy']:.2%})")
+    confident = torch.nonzero(right).squeeze(1)
+    confident = confident[torch.randperm(len(confident), generator=generator)[:GALLERY_SIZE].to(device)]
+    wrong = torch.nonzero(~right).squeeze(1)
+    wrong = wrong[confidence[wrong].argsort(descending=True)][:GALLERY_SIZE]  # most confident mistakes first
+    written.append(save_figure(plot_gallery(images, labels, probs, "Correct predictions (random picks): "
+                                            "top two probabilities", confident.tolist()), out_dir,
+                               "05_correct_predictions.png"))
+    written.append(save_figure(plot_gallery(images, labels, probs, "Wrong predictions, most confident first: "
+                                            "many are ambiguous even to people", wrong.tolist()), out_dir,
+                               "05_wrong_predictions.png"))
+    print("look for: the mistakes are mostly odd or ambiguous handwriting; in many, the true digit is "
+          "the network's second choice")
+
+    print("\n== 2. Confusions ==")
+    matrix = confusion_matrix(labels.cpu(), predictions.cpu())
+    results["confusion"] = matrix
+    pairs = confused_pairs(matrix)
+    results["confused_pairs"] = pairs
+    print("most confused pairs (mistakes both ways): "
+          + ", ".join(f"{a}/{b}: {n}" for n, a, b in pairs[:5]))
+    rank = {(a, b): i + 1 for i, (_, a, b) in enumerate(pairs)}
+    print("the plan's guesses: " + ", ".join(
+        f"{a}/{b}: {matrix[a, b] + matrix[b, a]} mistakes (rank {rank[tuple(sorted((a, b)))]} of 45)"
+        for a, b in PLAN_GUESSES))
+    written.append(save_figure(plot_confusion(matrix), out_dir, "05_confusion_matrix.png"))
+
+    print("\n== 3. Learned features ==")
+    weights = cnn.conv1.weight.detach().float().cpu()
+    written.append(save_figure(phase5.plot_filters(weights, phase5.describe_filters(weights)), out_dir,
+                               "05_filters.png"))
+    example = images[:1]
+    _, second = cnn.feature_maps(example)
+    written.append(save_figure(phase5.plot_feature_maps(example[0], second[0], "Second layer: 64 feature maps "
+                                                        f"of a {labels[0].item()}"), out_dir,
+                               "05_feature_maps.png"))
+    selectivity = channel_selectivity(channel_means_per_digit(cnn, images, labels))
+    favourite = selectivity.argmax(0)  # (64,) the digit each channel prefers
+    print("number of second-layer channels that prefer each digit: "
+          + ", ".join(f"{d}: {int((favourite == d).sum())}" for d in range(10)))
+    strongest = selectivity.max(0).values.argsort(descending=True)[:3].tolist()
+    print("most selective channels: " + ", ".join(
+        f"{c} fires {selectivity[favourite[c], c]:.1f}x as much for {favourite[c].item()}s" for c in strongest))
+    print("look for: channels that fire mostly for one or two digits are detectors of parts "
+          "(a closed loop, a long diagonal, a horizontal top bar)")
+    written.append(save_figure(plot_channel_selectivity(selectivity), out_dir, "05_channel_activity.png"))
+
+    print("\n== 4. Where the network looks ==")
+    picks = torch.cat([torch.nonzero(labels == d).squeeze(1)[:SALIENCY_PER_DIGIT] for d in range(10)])
+    maps = saliency(cnn, images[picks], labels[picks])
+    written.append(save_figure(plot_saliency(images[picks], maps, labels[picks], predictions[picks]), out_dir,
+                               "05_saliency.png"))
+    print("look for: saliency concentrates on the strokes, and on the empty places where ink would turn "
+          "the digit into another (the gap that separates a 4 from a 9)")
+
+    print("\n== 5. Confidence and calibration ==")
+    wrong_conf, right_conf = confidence[~right], confidence[right]
+    results["confidence"] = {"right_mean": right_conf.mean().item(), "wrong_mean": wrong_conf.mean().item(),
+                             "wrong_over_90": (wrong_conf > 0.9).float().mean().item()}
+    print(f"mean confidence: {right_conf.mean():.1%} when right, {wrong_conf.mean():.1%} when wrong; "
+          f"{(wrong_conf > 0.9).float().mean():.0%} of mistakes are made with more than 90% confidence")
+    val_logits = phase3.predict_logits(cnn, data.val[0]).cpu()
+    test_logits = phase3.predict_logits(cnn, images).cpu()
+    report = calibration_report(val_logits, data.val[1].cpu(), test_logits, labels.cpu(), CALIBRATION_BINS)
+    results["calibration"] = report
+    print(f"temperature fitted on the validation set: T = {report['temperature']:.3f} "
+          f"(T {'>' if report['temperature'] > 1 else '<'} 1: on validation images the network was "
+          f"{'over' if report['temperature'] > 1 else 'under'}-confident)")
+    for name in ("before", "after"):
+        r = report[name]
+        print(f"  {name:<6} ECE {r['test_ece']:.4f}  test NLL {r['test_nll']:.4f}  validation NLL {r['val_nll']:.4f}")
+    written.append(save_figure(plot_confidence(probs.cpu(), labels.cpu()), out_dir, "05_confidence.png"))
+    written.append(save_figure(plot_reliability(report), out_dir, "05_reliability.png"))
+
+    print("\n== 6. Adversarial examples (FGSM) ==")
+    models = {"CNN": cnn} if mlp is None else {"MLP": mlp, "CNN": cnn}
+    sweep = fgsm_sweep(models, images, labels, epsilons, data.mean, data.std)
+    results["fgsm"] = {"epsilons": list(epsilons), **sweep}
+    print(f"{'epsilon':>7}  " + "  ".join(f"{name:>6}" for name in sweep))
+    for i, epsilon in enumerate(epsilons):
+        print(f"{epsilon:>7g}  " + "  ".join(f"{sweep[name][i]:>6.1%}" for name in sweep))
+    written.append(save_figure(plot_fgsm_curve(epsilons, sweep), out_dir, "05_fgsm_accuracy.png"))
+    attacked = fgsm(cnn, images[:2000], labels[:2000], FOOLED_EPSILON, data.mean, data.std)
+    attacked_probs = torch.softmax(phase3.predict_logits(cnn, attacked), 1)
+    fooled = torch.nonzero(right[:2000] & (attacked_probs.argmax(1) != labels[:2000])).squeeze(1)[:10]
+    written.append(save_figure(plot_fooled(images[fooled], attacked[fooled], labels[fooled], predictions[fooled],
+                                           attacked_probs[fooled].argmax(1), attacked_probs[fooled].max(1).values,
+                                           FOOLED_EPSILON), out_dir, "05_fgsm_examples.png"))
+    print(f"look for: at epsilon {FOOLED_EPSILON} the changes are faint speckles a person ignores, "
+          "yet the answers change")
+
+    print("\n== 8. Reflection: what the numbers say ==")
+    best = best_runs_by_script(models_dir)
+    for script, row in best.items():
+        print(f"best logged run of {script}: {float(row['test_acc']):.2%} test accuracy "
+              f"({int(row['parameters']):,} parameters, {float(row['train_seconds']):.0f} s)")
+    print(f"this CNN: {results['accuracy']:.2%}; most confused: "
+          + ", ".join(f"{a} and {b} ({n})" for n, a, b in pairs[:3]))
+    before, after = report["before"]["test_ece"], report["after"]["test_ece"]
+    print(f"when wrong it is still {wrong_conf.mean():.0%} sure on average; temperature scaling "
+          f"(T = {report['temperature']:.2f}) takes the test calibration error from {before:.4f} to {after:.4f}"
+          + (" (better)" if after < before else " (no better: the network was already well calibrated)"))
+    below_half = next((e for e, a in zip(epsilons, sweep["CNN"]) if a < 0.5), None)
+    print("the smallest FGSM budget in the sweep that takes the CNN below 50%: "
+          + (f"epsilon {below_half:g}, a change of {below_half * 255:.0f} of 255 brightness levels per pixel"
+             if below_half is not None else "none up to the largest tried"))
+    results["figures"] = written
+    return results
+
+
+def your_digits(paths, models_dir: Path, out_dir: Path) -> dict:
+    """Section 7: predict the learner's own image files."""
+    prepared = [prepare_digit(path) for path in paths]  # bad files fail here, before any model loads
+    originals = [original for original, _ in prepared]
+    views = torch.stack([view for _, view in prepared])  # (N, 28, 28)
+    device = pick_device()
+    cnn, checkpoint, _ = load_models(models_dir, device)
+    norm = checkpoint["normalization"]
+    probs = predict_views(cnn, views, norm["mean"], norm["std"], device)
+    print()
+    for path, p in zip(paths, probs):
+        top = p.topk(2)
+        print(f"{path}: {top.indices[0].item()} ({top.values[0]:.1%}; next {top.indices[1].item()} "
+              f"{top.values[1]:.1%})")
+    figure = save_figure(plot_your_digits(paths, originals, views, probs), out_dir, "05_your_digits.png")
+    return {"predictions": probs.argmax(1).tolist(), "probabilities": probs, "figure": figure}
+
+
+def main(image_paths=None, export_dir=None, out_dir: Path = VIS_DIR, models_dir: Path = MODELS_DIR,
+         data_dir: Path = DATA_DIR, epsilons=EPSILONS, seed: int = SEED) -> dict:
+    if export_dir:
+        written = export_test_digits(load_mnist(normalized=False, data_dir=data_dir), export_dir)
+        print(f"wrote {len(written)} test digits to {export_dir}/; now try:\n"
+              f"  python 05_understand_model.py --image {Path(export_dir) / '*.png'}")
+        return {"exported": written}
+    if image_paths:
+        return your_digits(image_paths, models_dir, out_dir)
+    results = analyse(models_dir, out_dir, data_dir, epsilons, seed)
+    print(f"\nwrote {len(results['figures'])} figures. Try your own digit: "
+          "python 05_understand_model.py --image PATH")
+    return results
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--image", nargs="+", metavar="PATH", help="PNG or JPEG files of digits to recognise")
+    parser.add_argument("--export-test-digits", metavar="DIR", help="save one test digit per class as PNG files")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    with friendly_errors():
+        args = parse_args()
+        main(image_paths=args.image, export_dir=args.export_test_digits)

@@ -1,0 +1,147 @@
+"""05_understand_model.py: the analysis adds up, and your own digits are read correctly."""
+
+import subprocess
+import sys
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+import mnist_common
+
+
+def test_confusion_matrix_sums_to_the_test_set_and_matches_accuracy(analysis, trained_cnn):
+    matrix = analysis["confusion"]
+    assert matrix.sum().item() == 10_000
+    assert matrix.trace().item() / 10_000 == pytest.approx(analysis["accuracy"])
+    assert analysis["accuracy"] == pytest.approx(trained_cnn["test_acc"], abs=1e-4)
+
+
+def test_confused_pairs_count_both_directions(phase6):
+    matrix = torch.zeros(10, 10, dtype=torch.long)
+    matrix[4, 9], matrix[9, 4], matrix[3, 5] = 3, 2, 4
+    assert phase6.confused_pairs(matrix)[:2] == [(5, 4, 9), (4, 3, 5)]
+
+
+def test_fgsm_at_zero_is_clean_and_at_03_is_worse(analysis):
+    fgsm = analysis["fgsm"]
+    assert fgsm["epsilons"] == [0.0, 0.3]
+    assert fgsm["CNN"][0] == pytest.approx(analysis["accuracy"])
+    for name in ("MLP", "CNN"):
+        assert fgsm[name][1] < fgsm[name][0] - 0.2
+
+
+def test_fgsm_keeps_pixels_in_range_and_within_budget(phase6, trained_cnn, data):
+    images, labels = data.test[0][:64], data.test[1][:64]
+    attacked = phase6.fgsm(trained_cnn["model"], images, labels, 0.1, data.mean, data.std)
+    pixels, original = attacked * data.std + data.mean, images * data.std + data.mean
+    assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5
+    assert (pixels - original).abs().max() <= 0.1 + 1e-5
+
+
+def test_temperature_scaling_does_not_raise_validation_nll(analysis):
+    report = analysis["calibration"]
+    assert report["after"]["val_nll"] <= report["before"]["val_nll"] + 1e-6
+    assert 0.2 < report["temperature"] < 5
+
+
+def test_temperature_fit_recovers_a_known_temperature(phase6):
+    """Labels drawn from softmax(z / 2): the fitted temperature should come out near 2."""
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(20_000, 10, generator=generator) * 4
+    labels = torch.multinomial(torch.softmax(logits / 2, 1), 1, generator=generator).squeeze(1)
+    assert phase6.fit_temperature(logits, labels) == pytest.approx(2.0, rel=0.05)
+
+
+def test_expected_calibration_error_by_hand(phase6):
+    probs = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.6, 0.4]])
+    labels = torch.tensor([0, 1, 0, 0])
+    ece, _ = phase6.expected_calibration_error(probs, labels, bins=10)
+    # bin 0.9: confidence 0.9, accuracy 0.5; bin 0.6: confidence 0.6, accuracy 1.0
+    assert ece == pytest.approx(0.5 * 0.4 + 0.5 * 0.4)
+
+
+def test_every_figure_is_written(analysis):
+    names = {path.name for path in analysis["figures"]}
+    assert names == {"05_correct_predictions.png", "05_wrong_predictions.png", "05_confusion_matrix.png",
+                     "05_filters.png", "05_feature_maps.png", "05_channel_activity.png", "05_saliency.png",
+                     "05_confidence.png", "05_reliability.png", "05_fgsm_accuracy.png", "05_fgsm_examples.png"}
+
+
+# --- Your own digit --------------------------------------------------------------------------
+def test_preparing_an_mnist_digit_gives_back_nearly_the_same_image(phase6, raw_data, tmp_path):
+    """MNIST digits were prepared this very way, so preparing one again should change little."""
+    correlations = []
+    for i, image in enumerate(raw_data.test[0][:50]):
+        Image.fromarray(image.numpy()).save(tmp_path / f"{i}.png")
+        _, view = phase6.prepare_digit(tmp_path / f"{i}.png")
+        original = image.float() / 255
+        correlations.append(torch.corrcoef(torch.stack([view.flatten(), original.flatten()]))[0, 1])
+    correlations = torch.stack(correlations)
+    assert correlations.median() > 0.99 and correlations.min() > 0.7
+
+
+def test_a_resized_inverted_off_centre_test_digit_is_recognised(phase6, models_dir, raw_data, tmp_path):
+    images, labels = raw_data.test
+    paths, truth = [], []
+    for digit in range(10):
+        image = images[(labels == digit).nonzero()[1, 0]].numpy()
+        paper = Image.new("L", (300, 200), color=235)  # light paper, dark ink, digit off to one side
+        paper.paste(Image.fromarray(255 - image).resize((84, 84)), (190, 20))
+        paths.append(tmp_path / f"digit_{digit}.jpg")
+        paper.save(paths[-1], quality=90)
+        truth.append(digit)
+    result = phase6.main(image_paths=paths, models_dir=models_dir, out_dir=tmp_path)
+    assert result["predictions"] == truth
+    assert result["figure"].exists()
+
+
+def render_font_digit(digit: int, size: int) -> Image.Image:
+    """A digit that was never in MNIST: typed in DejaVu Sans (the font matplotlib ships)."""
+    font_path = matplotlib.font_manager.findfont("DejaVu Sans")
+    font = ImageFont.truetype(font_path, size)
+    image = Image.new("L", (size * 2, size * 2), color=255)
+    ImageDraw.Draw(image).text((size // 2, size // 3), str(digit), fill=0, font=font)
+    return image
+
+
+def test_digits_typed_in_a_font_are_mostly_recognised(phase6, models_dir, tmp_path):
+    paths = []
+    for digit in range(10):
+        paths.append(tmp_path / f"font_{digit}.png")
+        render_font_digit(digit, 120).save(paths[-1])
+    predictions = phase6.main(image_paths=paths, models_dir=models_dir, out_dir=tmp_path)["predictions"]
+    right = sum(p == d for d, p in enumerate(predictions))
+    assert right >= 8, f"only {right} of 10 typed digits recognised: {predictions}"
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "not found"),
+    (b"these are not pixels", "is not an image"),
+    ("blank", "looks blank"),
+])
+def test_bad_images_give_one_clear_line_and_a_nonzero_exit(content, message, tmp_path):
+    path = tmp_path / "digit.png"
+    if content == "blank":
+        Image.fromarray(np.full((50, 50), 255, dtype=np.uint8)).save(path)
+    elif content is not None:
+        path.write_bytes(content)
+    run = subprocess.run([sys.executable, str(mnist_common.ROOT / "05_understand_model.py"), "--image", str(path)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert run.stderr.strip().startswith("error:") and message in run.stderr
+    assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_missing_cnn_checkpoint_says_which_script_to_run(phase6, tmp_path):
+    with pytest.raises(mnist_common.LearnerError, match=r"cnn.pt not found: run `python 04_improved_model.py`"):
+        phase6.main(out_dir=tmp_path, models_dir=tmp_path)
+
+
+def test_exported_test_digits_are_images_of_their_label(phase6, tmp_path):
+    result = phase6.main(export_dir=tmp_path / "digits")
+    assert [p.name for p in result["exported"]] == [f"test_digit_{d}.png" for d in range(10)]
+    with Image.open(result["exported"][3]) as image:
+        assert image.size == (140, 140)
