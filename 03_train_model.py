@@ -57,7 +57,7 @@ HIDDEN_SIZES = [128]  # neurons per hidden layer (try [64], [512], [512, 256], [
 ACTIVATION = "relu"  # "relu", "leaky_relu", "tanh", "sigmoid", or "none" (no non-linearity)
 DROPOUT = 0.0  # share of hidden neurons silenced at each step while training (0.0-0.5)
 BATCH_NORM = False  # normalize each hidden layer's output per batch (True/False)
-EARLY_STOPPING_PATIENCE = 3  # stop after this many epochs without a better validation accuracy (2-5)
+EARLY_STOPPING_PATIENCE = 5  # stop after this many epochs without a better validation accuracy (2-10)
 SEED = 0  # fixes the starting weights and the batch order (any integer)
 COMPARE_LEARNING_RATES = [0.1, 0.01, 0.001]  # used by --compare-learning-rates
 

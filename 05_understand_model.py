@@ -242,31 +242,37 @@ def plot_reliability(report):
 
 
 # --- 6. Adversarial examples (FGSM) ----------------------------------------------------------------
-def fgsm(model, images, labels, epsilon: float, mean: float, std: float, batch_size=500):
-    """Fast Gradient Sign Method: move every pixel by epsilon (0-1 scale) in the direction that
-    raises the loss most, keeping pixels inside [0, 1]. Returns the perturbed, normalized images."""
+def gradient_signs(model, images, labels, batch_size=500) -> torch.Tensor:
+    """The sign (+1 or -1) of d loss / d pixel for every pixel: the direction that hurts most."""
     model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)  # gradients for the pixels only
-    low, high = (0 - mean) / std, (1 - mean) / std  # the pixel range in normalized units
-    out = []
+    model.requires_grad_(False)  # gradients for the pixels only
+    signs = []
     for start in range(0, len(labels), batch_size):
         x = images[start:start + batch_size].clone().requires_grad_(True)
         loss = F.cross_entropy(model(x), labels[start:start + batch_size])
-        (grad,) = torch.autograd.grad(loss, x)
-        out.append((x + epsilon / std * grad.sign()).clamp(low, high).detach())
-    for p in model.parameters():
-        p.requires_grad_(True)
-    return torch.cat(out)
+        signs.append(torch.autograd.grad(loss, x)[0].sign())
+    model.requires_grad_(True)
+    return torch.cat(signs)
+
+
+def perturb(images, signs, epsilon: float, mean: float, std: float) -> torch.Tensor:
+    """Move every pixel by epsilon (0-1 brightness scale) along `signs`, keeping it inside [0, 1]."""
+    low, high = (0 - mean) / std, (1 - mean) / std  # the pixel range in normalized units
+    return (images + epsilon / std * signs).clamp(low, high)
+
+
+def fgsm(model, images, labels, epsilon: float, mean: float, std: float) -> torch.Tensor:
+    """Fast Gradient Sign Method: one step of size epsilon against the network, for every pixel."""
+    return perturb(images, gradient_signs(model, images, labels), epsilon, mean, std)
 
 
 def fgsm_sweep(models: dict, images, labels, epsilons, mean, std) -> dict:
     """Test accuracy of each model under FGSM at every epsilon."""
-    results = {name: [] for name in models}
-    for epsilon in epsilons:
-        for name, model in models.items():
-            attacked = fgsm(model, images, labels, epsilon, mean, std)
-            results[name].append(phase3.evaluate(model, attacked, labels)[1])
+    results = {}
+    for name, model in models.items():
+        signs = gradient_signs(model, images, labels)  # the direction does not depend on epsilon
+        results[name] = [phase3.evaluate(model, perturb(images, signs, epsilon, mean, std), labels)[1]
+                         for epsilon in epsilons]
     return results
 
 
@@ -416,7 +422,8 @@ def analyse(models_dir: Path, out_dir: Path, data_dir: Path, epsilons=EPSILONS, 
     written, results = [], {}
 
     print("\n== 1. Predictions ==")
-    probs = torch.softmax(phase3.predict_logits(cnn, images), 1)
+    test_logits = phase3.predict_logits(cnn, images)  # (10000, 10)
+    probs = torch.softmax(test_logits, 1)
     confidence, predictions = probs.max(1)
     right = predictions == labels
     results["accuracy"] = right.float().mean().item()
@@ -482,8 +489,7 @@ def analyse(models_dir: Path, out_dir: Path, data_dir: Path, epsilons=EPSILONS, 
     print(f"mean confidence: {right_conf.mean():.1%} when right, {wrong_conf.mean():.1%} when wrong; "
           f"{(wrong_conf > 0.9).float().mean():.0%} of mistakes are made with more than 90% confidence")
     val_logits = phase3.predict_logits(cnn, data.val[0]).cpu()
-    test_logits = phase3.predict_logits(cnn, images).cpu()
-    report = calibration_report(val_logits, data.val[1].cpu(), test_logits, labels.cpu(), CALIBRATION_BINS)
+    report = calibration_report(val_logits, data.val[1].cpu(), test_logits.cpu(), labels.cpu(), CALIBRATION_BINS)
     results["calibration"] = report
     print(f"temperature fitted on the validation set: T = {report['temperature']:.3f} "
           f"(T {'>' if report['temperature'] > 1 else '<'} 1: on validation images the network was "
