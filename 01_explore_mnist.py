@@ -113,15 +113,17 @@ def zero_versus_eight(data, box: int, ink_level: int) -> dict:
 
 # --- Pictures ---------------------------------------------------------------------------
 def plot_samples(images, labels, per_digit: int):
-    fig, axes = plt.subplots(10, per_digit, figsize=(per_digit * 0.9, 10 * 0.95))
+    """One mosaic image: a row of `per_digit` examples for each digit, with a thin gap between."""
+    gap = 2
+    tiles = torch.zeros(10, per_digit, 28 + gap, 28 + gap, dtype=torch.uint8)
     for digit in range(10):
-        examples = images[labels == digit][:per_digit]
-        for col, ax in enumerate(axes[digit]):
-            ax.imshow(examples[col].numpy(), cmap="gray")
-            ax.set_xticks([])
-            ax.set_yticks([])
-        axes[digit][0].set_ylabel(str(digit), rotation=0, fontsize=14, labelpad=12, va="center")
-    fig.suptitle("MNIST training images, one row per digit (label on the left)", y=0.92)
+        tiles[digit, :, :28, :28] = images[labels == digit][:per_digit]
+    mosaic = tiles.permute(0, 2, 1, 3).reshape(10 * (28 + gap), per_digit * (28 + gap))
+    fig, ax = plt.subplots(figsize=(per_digit * 0.8, 8.2))
+    ax.imshow(mosaic.numpy(), cmap="gray")
+    ax.set_yticks([digit * (28 + gap) + 14 for digit in range(10)], [str(d) for d in range(10)], fontsize=13)
+    ax.set_xticks([])
+    ax.set_title("MNIST training images, one row per digit (label on the left)")
     return fig
 
 
@@ -152,7 +154,7 @@ def plot_digit_means(means):
 def plot_pixel_histogram(images):
     fig, ax = plt.subplots(figsize=(8, 4))
     counts = torch.bincount(images.flatten().long(), minlength=256)
-    ax.bar(range(256), counts.numpy(), width=1.0, color="tab:blue")
+    ax.stairs(counts.numpy(), range(257), fill=True, color="tab:blue")
     ax.set_yscale("log")
     ax.set_xlabel("pixel brightness (0 = black background, 255 = full ink)")
     ax.set_ylabel("number of pixels (log scale)")

@@ -148,15 +148,17 @@ def fit(model, data, optimizer, epochs, batch_size, generator, precision="fp32",
         try:
             train_loss, train_acc = train_one_epoch(model, *data.train, optimizer, batch_size, generator,
                                                     precision, scheduler, f"epoch {epoch}/{epochs}")
+            val_loss, val_acc = evaluate(model, *data.val, precision)
         except KeyboardInterrupt:
+            if best_state is None:
+                raise  # not one epoch finished: nothing worth keeping
             history["interrupted"] = True
             print(f"\nCtrl-C: stopping; keeping the best weights so far (epoch {history['best_epoch']})")
             break
         except DivergedError as why:
             lr = f" ({learning_rate:g})" if learning_rate else ""
             raise DivergedError(f"{why} in epoch {epoch}: the learning rate{lr} is too high; "
-                           "try one ten times smaller") from None
-        val_loss, val_acc = evaluate(model, *data.val, precision)
+                                "try one ten times smaller") from None
         seconds = time.perf_counter() - start
         for key, value in zip(("train_loss", "train_acc", "val_loss", "val_acc", "seconds"),
                               (train_loss, train_acc, val_loss, val_acc, seconds)):

@@ -156,23 +156,36 @@ def plot_filters(weights: torch.Tensor, descriptions=None):
             ax.imshow(weights[i, 0].cpu().numpy(), cmap="bwr", vmin=-limit, vmax=limit)
             if descriptions:
                 ax.set_title(f"{i}: {descriptions[i][0]}", fontsize=6.5)
-    fig.suptitle("First-layer filters (red = positive weight, blue = negative): most are edge detectors")
+    title = "First-layer filters (red = positive weight, blue = negative)"
+    if descriptions:
+        edges = sum("edge" in kind for kind, _ in descriptions)
+        title += f": {edges} of {n} look most like an edge detector"
+    fig.suptitle(title)
     return fig
 
 
 def plot_feature_maps(image: torch.Tensor, maps: torch.Tensor, title: str, cols: int = 8):
-    """One image and what each filter of a layer responds to in it (brighter = stronger)."""
-    n = len(maps)
-    rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols + 1, figsize=((cols + 1) * 1.3, rows * 1.35))
-    for ax in axes.flat:
-        ax.axis("off")
-    axes[0, 0].imshow(image.squeeze().cpu().numpy(), cmap="gray")
-    axes[0, 0].set_title("input", fontsize=8)
+    """One image and what each filter of a layer responds to in it (brighter = stronger).
+
+    The (n, h, w) maps are tiled into one mosaic, each scaled to its own maximum.
+    """
+    n, h, w = maps.shape
+    rows, gap = -(-n // cols), max(1, h // 14)
+    scaled = (maps / maps.flatten(1).amax(1).clamp_min(1e-8)[:, None, None]).cpu()  # each map in 0-1
+    tiles = torch.full((rows * cols, h + gap, w + gap), float("nan"))  # NaN: the gaps between maps
+    tiles[:n, :h, :w] = scaled
+    mosaic = tiles.reshape(rows, cols, h + gap, w + gap).permute(0, 2, 1, 3).reshape(rows * (h + gap), -1)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(cols * 1.25 + 1.5, rows * 1.3),
+                                      gridspec_kw={"width_ratios": [1, cols]})
+    left.imshow(image.squeeze().cpu().numpy(), cmap="gray")
+    left.set_title("input", fontsize=9)
+    colours = plt.get_cmap("viridis").copy()
+    colours.set_bad("white")
+    right.imshow(mosaic.numpy(), cmap=colours)
     for i in range(n):
-        ax = axes[i // cols, 1 + i % cols]
-        ax.imshow(maps[i].cpu().numpy(), cmap="viridis")
-        ax.set_title(str(i), fontsize=7)
+        right.text((i % cols) * (w + gap), (i // cols) * (h + gap), str(i), color="white", fontsize=6, va="top")
+    for ax in (left, right):
+        ax.axis("off")
     fig.suptitle(title)
     return fig
 
@@ -206,7 +219,7 @@ def plot_comparison(rows: dict):
         ax.set_title(label)
         ax.margins(y=0.15)
     axes[0].set_ylim(min(r["test_acc"] for r in rows.values()) * 100 - 1, 100)
-    fig.suptitle("Simple network (MLP) against the CNN, on the same 10,000 test images")
+    fig.suptitle("Simple network (MLP) against the CNN, on the same 10,000 test images", y=1.04)
     return fig
 
 

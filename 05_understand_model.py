@@ -124,12 +124,12 @@ def channel_selectivity(means: torch.Tensor) -> torch.Tensor:
 
 def plot_channel_selectivity(selectivity):
     fig, ax = plt.subplots(figsize=(15, 4))
-    im = ax.imshow(selectivity.numpy(), cmap="magma", aspect="auto")
+    im = ax.imshow(selectivity.numpy(), cmap="magma", aspect="auto", vmin=0, vmax=3)  # a rare channel can reach 9x
     ax.set_yticks(range(10))
     ax.set_ylabel("digit")
     ax.set_xlabel("second-layer channel")
     ax.set_title("How strongly each second-layer channel prefers each digit (1 = as much as for the average digit)")
-    fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="preference (3 or more: brightest)")
     return fig
 
 
@@ -356,8 +356,8 @@ def predict_views(model, views, mean, std, device):
 
 def plot_your_digits(paths, originals, views, probs):
     n = len(paths)
-    fig, axes = plt.subplots(n, 3, figsize=(11, 2.6 * n), squeeze=False,
-                             gridspec_kw={"width_ratios": [1, 1, 2.2]})
+    fig, axes = plt.subplots(n, 3, figsize=(11, 2.9 * n), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1, 2.2], "hspace": 0.45})
     for i in range(n):
         axes[i, 0].imshow(originals[i], cmap="gray", vmin=0, vmax=1)
         axes[i, 0].set_title(Path(paths[i]).name, fontsize=9)

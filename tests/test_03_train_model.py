@@ -78,3 +78,29 @@ def test_no_activation_is_a_linear_model(phase2):
     # linear: f(x + y) = f(x) + f(y) - f(0)
     zero = torch.zeros(1, 1, 28, 28)
     assert torch.allclose(model(x + y), model(x) + model(y) - model(zero), atol=1e-5)
+
+
+def test_ctrl_c_keeps_the_best_weights_so_far(phase2, phase3, data, monkeypatch):
+    small = subset(data, 2_000, 500)
+    real_epoch, calls = phase3.train_one_epoch, []
+
+    def interrupted_in_epoch_2(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(phase3, "train_one_epoch", interrupted_in_epoch_2)
+    model = phase2.SimpleNN()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    history = phase3.fit(model, small, optimizer, epochs=5, batch_size=100, generator=mnist_common.set_seed(0))
+    assert history["interrupted"] and history["best_epoch"] == 1 and len(history["val_acc"]) == 1
+    _, accuracy = phase3.evaluate(model, *small.val)
+    assert accuracy == pytest.approx(history["best_val_acc"])  # the model holds epoch 1's weights
+
+    calls.clear()
+    calls.append(1)  # the next call is "epoch 2" again: an interrupt before any epoch finished
+    fresh = phase2.SimpleNN()
+    with pytest.raises(KeyboardInterrupt):
+        phase3.fit(fresh, small, torch.optim.Adam(fresh.parameters()), epochs=5, batch_size=100,
+                   generator=mnist_common.set_seed(0))
