@@ -179,9 +179,7 @@ def plot_feature_maps(image: torch.Tensor, maps: torch.Tensor, title: str, cols:
                                       gridspec_kw={"width_ratios": [1, cols]})
     left.imshow(image.squeeze().cpu().numpy(), cmap="gray")
     left.set_title("input", fontsize=9)
-    colours = plt.get_cmap("viridis").copy()
-    colours.set_bad("white")
-    right.imshow(mosaic.numpy(), cmap=colours)
+    right.imshow(mosaic.numpy(), cmap=plt.get_cmap("viridis").with_extremes(bad="white"))
     for i in range(n):
         right.text((i % cols) * (w + gap), (i // cols) * (h + gap), str(i), color="white", fontsize=6, va="top")
     for ax in (left, right):
