@@ -11,7 +11,7 @@ Measures, in one run, on one machine, with the same thread count for every case:
   c. the peak memory (resident set size) of each case.
 Each case runs in a fresh process, so peak memory belongs to that case alone.
 
-Run:   python benchmarks/benchmark.py            (about 10 minutes on a 2-core CPU)
+Run:   python benchmarks/benchmark.py            (about 15 minutes on a 2-core CPU)
        python benchmarks/benchmark.py --only data  (part a alone, about 2 minutes)
 """
 

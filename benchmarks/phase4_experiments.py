@@ -8,7 +8,7 @@ effect of dropout being on during training.
 
 The numbers in learning_plan.md's Phase 4 come from this script.
 
-Run:   python benchmarks/phase4_experiments.py      (about 5 minutes on a 2-core CPU)
+Run:   python benchmarks/phase4_experiments.py      (about 6 minutes on a 2-core CPU)
 """
 
 import contextlib

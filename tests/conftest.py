@@ -42,13 +42,18 @@ def phase3():
     return mnist_common.load_script("03_train_model")
 
 
-@pytest.fixture(scope="session")
-def trained_mlp(phase3, tmp_path_factory):
-    """03's main() with 3 epochs instead of 10, writing into a temporary folder."""
-    root = tmp_path_factory.mktemp("mlp_run")
-    result = phase3.main(epochs=3, out_dir=root / "visualizations", models_dir=root / "models")
+def run_into_tmp(main, tmp_path_factory, name: str, **settings) -> dict:
+    """Call a script's main() with its figures and models sent to a fresh temporary folder."""
+    root = tmp_path_factory.mktemp(name)
+    result = main(out_dir=root / "visualizations", models_dir=root / "models", **settings)
     result["root"] = root
     return result
+
+
+@pytest.fixture(scope="session")
+def trained_mlp(phase3, tmp_path_factory):
+    """03's main() with 3 epochs instead of 10."""
+    return run_into_tmp(phase3.main, tmp_path_factory, "mlp_run", epochs=3)
 
 
 @pytest.fixture(scope="session")
@@ -58,11 +63,8 @@ def phase5():
 
 @pytest.fixture(scope="session")
 def trained_cnn(phase5, tmp_path_factory):
-    """04's main() with a shorter schedule, into an empty temporary folder (so no mlp.pt)."""
-    root = tmp_path_factory.mktemp("cnn_run")
-    result = phase5.main(epochs=2, out_dir=root / "visualizations", models_dir=root / "models")
-    result["root"] = root
-    return result
+    """04's main() with a 2-epoch schedule, into an empty folder (so it finds no mlp.pt)."""
+    return run_into_tmp(phase5.main, tmp_path_factory, "cnn_run", epochs=2)
 
 
 @pytest.fixture(scope="session")
