@@ -13,6 +13,7 @@ Writes:  models/cnn.pt, a row in models/experiments.csv, visualizations/04_*.png
 Next:    python 05_understand_model.py
 """
 
+from collections import Counter
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -81,8 +82,20 @@ class CNN(nn.Module):
 
 
 def build_model(arch: dict) -> CNN:
-    """Rebuild the CNN from the architecture a checkpoint records, in the layout it was trained in."""
+    """The CNN for an architecture record (as a checkpoint stores it), in the layout it trains in."""
+    # channels_last stores each pixel's channels side by side, the layout the CPU's (and the
+    # GPU's) fastest convolution kernels expect: about 1.5x faster here, same results.
     return CNN(arch["dropout"]).to(memory_format=torch.channels_last)
+
+
+def make_optimizer_and_schedule(model, max_learning_rate: float, epochs: int, steps_per_epoch: int):
+    """Adam with a one-cycle schedule over `epochs`; the schedule steps once per batch."""
+    optimizer = phase3.make_optimizer("adam", model, max_learning_rate)
+    # One-cycle schedule: the learning rate climbs to its peak, then glides down to almost 0.
+    # Large steps early cover ground fast; tiny steps at the end settle into a good minimum.
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_learning_rate, epochs=epochs,
+                                                    steps_per_epoch=steps_per_epoch)
+    return optimizer, scheduler
 
 
 # --- Parameters, honestly -------------------------------------------------------------------
@@ -233,20 +246,14 @@ def main(epochs=EPOCHS, batch_size=BATCH_SIZE, max_learning_rate=MAX_LEARNING_RA
                                        " (bf16 is used only where the hardware runs it natively)"))
     data = load_mnist(data_dir=data_dir).to(device)
     generator = set_seed(seed)
-    model = CNN(dropout)
+    model = build_model({"name": "CNN", "dropout": dropout})
 
     print("\n== The CNN, layer by layer ==")
     parameters = print_parameters(model, count_parameters(phase3.phase2.SimpleNN()))
 
-    # channels_last stores each pixel's channels side by side, the layout the CPU's (and the
-    # GPU's) fastest convolution kernels expect: about 1.5x faster here, same results.
-    model = model.to(device, memory_format=torch.channels_last)
-    optimizer = phase3.make_optimizer("adam", model, max_learning_rate)
-    # One-cycle schedule: the learning rate climbs to its peak, then glides down to almost 0.
-    # Large steps early cover ground fast; tiny steps at the end settle into a good minimum.
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=max_learning_rate, epochs=epochs,
-        steps_per_epoch=-(-len(data.train[1]) // batch_size))
+    model = model.to(device)
+    optimizer, scheduler = make_optimizer_and_schedule(model, max_learning_rate, epochs,
+                                                       steps_per_epoch=-(-len(data.train[1]) // batch_size))
     print(f"\n== Training: {epochs} epochs, batch {batch_size}, Adam with a one-cycle schedule "
           f"peaking at {max_learning_rate:g} ==")
     history = phase3.fit(model, data, optimizer, epochs, batch_size, generator, precision, scheduler,
@@ -276,16 +283,14 @@ def main(epochs=EPOCHS, batch_size=BATCH_SIZE, max_learning_rate=MAX_LEARNING_RA
     print("\n== What the first layer's filters detect ==")
     weights = model.conv1.weight.detach().float().cpu()  # (32, 1, 3, 3)
     descriptions = describe_filters(weights)
-    kinds = {}
-    for kind, _ in descriptions:
-        kinds[kind] = kinds.get(kind, 0) + 1
+    kinds = Counter(kind for kind, _ in descriptions)
     print("closest classic pattern for each of the 32 filters: "
-          + ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items(), key=lambda kv: -kv[1])))
+          + ", ".join(f"{kind} {count}" for kind, count in kinds.most_common()))
     print("what to look for: a filter with red on one side and blue on the other responds where "
           "brightness changes in that direction (an edge);\nin the feature maps, each bright area shows where "
           "in the digit that filter fired. The second layer combines edges into strokes, curves and corners.")
     image = data.test[0][feature_map_digit:feature_map_digit + 1]
-    first, second = model.feature_maps(image.contiguous())
+    first, second = model.feature_maps(image)
     label = data.test[1][feature_map_digit].item()
 
     print("\n== Figures ==")

@@ -196,9 +196,9 @@ def calibration_report(val_logits, val_labels, test_logits, test_labels, bins) -
         report[name] = {
             "val_nll": F.cross_entropy(val_logits / t, val_labels).item(),
             "test_nll": F.cross_entropy(test_logits / t, test_labels).item(),
-            "test_ece": expected_calibration_error(torch.softmax(test_logits / t, 1), test_labels, bins)[0],
-            "table": expected_calibration_error(torch.softmax(test_logits / t, 1), test_labels, bins)[1],
         }
+        report[name]["test_ece"], report[name]["table"] = expected_calibration_error(
+            torch.softmax(test_logits / t, 1), test_labels, bins)
     return report
 
 
@@ -243,7 +243,8 @@ def plot_reliability(report):
 
 # --- 6. Adversarial examples (FGSM) ----------------------------------------------------------------
 def gradient_signs(model, images, labels, batch_size=500) -> torch.Tensor:
-    """The sign (+1 or -1) of d loss / d pixel for every pixel: the direction that hurts most."""
+    """Fast Gradient Sign Method, step 1: the sign (+1 or -1) of d loss / d pixel for every
+    pixel, the direction that hurts the network most. It does not depend on epsilon."""
     model.eval()
     model.requires_grad_(False)  # gradients for the pixels only
     signs = []
@@ -256,24 +257,17 @@ def gradient_signs(model, images, labels, batch_size=500) -> torch.Tensor:
 
 
 def perturb(images, signs, epsilon: float, mean: float, std: float) -> torch.Tensor:
-    """Move every pixel by epsilon (0-1 brightness scale) along `signs`, keeping it inside [0, 1]."""
+    """FGSM, step 2: move every pixel by epsilon (0-1 brightness scale) along `signs`, keeping
+    it inside [0, 1]."""
     low, high = (0 - mean) / std, (1 - mean) / std  # the pixel range in normalized units
     return (images + epsilon / std * signs).clamp(low, high)
 
 
-def fgsm(model, images, labels, epsilon: float, mean: float, std: float) -> torch.Tensor:
-    """Fast Gradient Sign Method: one step of size epsilon against the network, for every pixel."""
-    return perturb(images, gradient_signs(model, images, labels), epsilon, mean, std)
-
-
-def fgsm_sweep(models: dict, images, labels, epsilons, mean, std) -> dict:
-    """Test accuracy of each model under FGSM at every epsilon."""
-    results = {}
-    for name, model in models.items():
-        signs = gradient_signs(model, images, labels)  # the direction does not depend on epsilon
-        results[name] = [phase3.evaluate(model, perturb(images, signs, epsilon, mean, std), labels)[1]
-                         for epsilon in epsilons]
-    return results
+def fgsm_sweep(models: dict, signs: dict, images, labels, epsilons, mean, std) -> dict:
+    """Test accuracy of each model under FGSM at every epsilon, from its precomputed signs."""
+    return {name: [phase3.evaluate(model, perturb(images, signs[name], epsilon, mean, std), labels)[1]
+                   for epsilon in epsilons]
+            for name, model in models.items()}
 
 
 def plot_fgsm_curve(epsilons, results):
@@ -502,13 +496,14 @@ def analyse(models_dir: Path, out_dir: Path, data_dir: Path, epsilons=EPSILONS, 
 
     print("\n== 6. Adversarial examples (FGSM) ==")
     models = {"CNN": cnn} if mlp is None else {"MLP": mlp, "CNN": cnn}
-    sweep = fgsm_sweep(models, images, labels, epsilons, data.mean, data.std)
+    signs = {name: gradient_signs(model, images, labels) for name, model in models.items()}
+    sweep = fgsm_sweep(models, signs, images, labels, epsilons, data.mean, data.std)
     results["fgsm"] = {"epsilons": list(epsilons), **sweep}
     print(f"{'epsilon':>7}  " + "  ".join(f"{name:>6}" for name in sweep))
     for i, epsilon in enumerate(epsilons):
         print(f"{epsilon:>7g}  " + "  ".join(f"{sweep[name][i]:>6.1%}" for name in sweep))
     written.append(save_figure(plot_fgsm_curve(epsilons, sweep), out_dir, "05_fgsm_accuracy.png"))
-    attacked = fgsm(cnn, images[:2000], labels[:2000], FOOLED_EPSILON, data.mean, data.std)
+    attacked = perturb(images[:2000], signs["CNN"][:2000], FOOLED_EPSILON, data.mean, data.std)
     attacked_probs = torch.softmax(phase3.predict_logits(cnn, attacked), 1)
     fooled = torch.nonzero(right[:2000] & (attacked_probs.argmax(1) != labels[:2000])).squeeze(1)[:10]
     written.append(save_figure(plot_fooled(images[fooled], attacked[fooled], labels[fooled], predictions[fooled],

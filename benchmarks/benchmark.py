@@ -97,8 +97,7 @@ def case_epoch(model_name: str, path: str) -> dict:
     if model_name == "MLP":
         model, batch_size, steps = phase3.phase2.SimpleNN(), 64, None
     else:
-        model, batch_size, steps = phase5.CNN(), 128, TIMED_STEPS_CNN
-        model = model.to(memory_format=torch.channels_last)
+        model, batch_size, steps = phase5.build_model({"dropout": phase5.DROPOUT}), 128, TIMED_STEPS_CNN
     optimizer = phase3.make_optimizer("adam", model, 1e-3)
     if path == "project":
         data = mnist_common.load_mnist()
@@ -126,11 +125,10 @@ def case_project_cnn() -> dict:
     phase5 = mnist_common.load_script("04_improved_model")
     data = mnist_common.load_mnist()
     generator = mnist_common.set_seed(phase5.SEED)
-    model = phase5.CNN(phase5.DROPOUT).to(memory_format=torch.channels_last)
-    optimizer = phase3.make_optimizer("adam", model, phase5.MAX_LEARNING_RATE)
+    model = phase5.build_model({"dropout": phase5.DROPOUT})
     steps = -(-len(data.train[1]) // phase5.BATCH_SIZE)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=phase5.MAX_LEARNING_RATE,
-                                                    epochs=CNN_SCHEDULE_EPOCHS, steps_per_epoch=steps)
+    optimizer, scheduler = phase5.make_optimizer_and_schedule(model, phase5.MAX_LEARNING_RATE,
+                                                              CNN_SCHEDULE_EPOCHS, steps)
     return train_until(lambda: phase3.train_one_epoch(model, *data.train, optimizer, phase5.BATCH_SIZE, generator,
                                                       scheduler=scheduler),
                        lambda: phase3.evaluate(model, *data.test)[1], CNN_TARGET, CNN_SCHEDULE_EPOCHS)
