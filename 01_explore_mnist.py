@@ -17,7 +17,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from mnist_common import DATA_DIR, VIS_DIR, friendly_errors, load_mnist, pixel_stats, save_figure
+from mnist_common import DATA_DIR, VIS_DIR, ensure_writable, friendly_errors, load_mnist, pixel_stats, save_figure
 
 # --- Things to explore (edit and re-run) ---------------------------------------------
 DIGIT_TO_PRINT = 7  # which digit to print as numbers in the terminal (0-9)
@@ -31,7 +31,7 @@ def describe_splits(data) -> None:
     """Print size, shape, dtype and value range of each split."""
     print(f"{'split':<6} {'images':>7}  {'shape':<16} {'dtype':<12} {'min':>4} {'max':>4}  labels")
     for name, (images, labels) in (("train", data.train), ("val", data.val), ("test", data.test)):
-        print(f"{name:<6} {len(images):>7,}  {str(tuple(images.shape)):<16} {str(images.dtype):<12} "
+        print(f"{name:<6} {len(images):>7,}  {tuple(images.shape)!s:<16} {images.dtype!s:<12} "
               f"{images.min().item():>4} {images.max().item():>4}  {labels.dtype}, "
               f"{labels.min().item()}-{labels.max().item()}")
     total = sum(len(split[1]) for split in (data.train, data.val, data.test))
@@ -51,11 +51,19 @@ def print_counts(data) -> None:
         print(f"{digit:>5} {counts[0][digit]:>6,} {counts[1][digit]:>5,} {counts[2][digit]:>5,}")
 
 
+def ink_box(image: torch.Tensor) -> tuple[slice, slice]:
+    """The rows and columns of a (28, 28) image that hold any ink (MNIST keeps digits in 20x20)."""
+    rows, cols = torch.nonzero(image, as_tuple=True)
+    return slice(rows.min().item(), rows.max().item() + 1), slice(cols.min().item(), cols.max().item() + 1)
+
+
 def print_as_numbers(image: torch.Tensor, label: int) -> None:
-    """Print a uint8 (28, 28) image as its 784 brightness values; zeros as dots for legibility."""
-    print(f'\nA "{label}" as the network sees it: 28 rows of 28 numbers (0 = black, 255 = white),'
-          " zeros shown as '.'")
-    for row in image.tolist():
+    """Print the inked part of a uint8 (28, 28) image as numbers; zeros as dots for legibility."""
+    rows, cols = ink_box(image)
+    print(f'\nA "{label}" as the network sees it: 784 numbers from 0 (black) to 255 (white). Shown here: rows '
+          f"{rows.start}-{rows.stop - 1} and columns {cols.start}-{cols.stop - 1}, where the ink is; every other "
+          "pixel is 0 (zeros shown as '.')")
+    for row in image[rows, cols].tolist():
         print(" ".join(f"{v:3d}" if v else "  ." for v in row))
 
 
@@ -128,14 +136,14 @@ def plot_samples(images, labels, per_digit: int):
 
 
 def plot_seven(image, label):
-    fig, ax = plt.subplots(figsize=(9, 9))
-    ax.imshow(image.numpy(), cmap="gray")
+    """The digit with every one of its 784 values written on its pixel."""
+    fig, ax = plt.subplots(figsize=(15, 15))
+    ax.imshow(image.numpy(), cmap="gray", vmin=0, vmax=255)
     for (row, col), value in zip(torch.cartesian_prod(torch.arange(28), torch.arange(28)).tolist(),
                                  image.flatten().tolist()):
-        if value:
-            ax.text(col, row, str(value), ha="center", va="center", fontsize=4.5,
-                    color="black" if value > 128 else "white")
-    ax.set_title(f'A "{label}" is 784 numbers: brightness 0 (black) to 255 (white)')
+        ax.text(col, row, str(value), ha="center", va="center", fontsize=8,
+                color="black" if value > 128 else ("white" if value else "dimgray"))
+    ax.set_title(f'A "{label}" is 784 numbers: brightness 0 (black) to 255 (white)', fontsize=16)
     ax.set_xticks(range(0, 28, 4))
     ax.set_yticks(range(0, 28, 4))
     return fig
@@ -218,74 +226,96 @@ def plot_zero_versus_eight(means, rule, box: int):
         ax.add_patch(plt.Rectangle((lo - 0.5, lo - 0.5), box, box, fill=False, edgecolor="cyan", lw=1.5))
         ax.set_title(title)
         ax.axis("off")
-    bins = torch.linspace(0, 1, 26).numpy()
+    steps = box * box  # the share of ink moves in steps of 1/steps: one bin per possible value
+    bins = ((torch.arange(steps + 2) - 0.5) / steps).numpy()
     axes[3].hist(rule["train_0"].numpy(), bins=bins, alpha=0.6, label="0s", color="tab:blue")
     axes[3].hist(rule["train_8"].numpy(), bins=bins, alpha=0.6, label="8s", color="tab:red")
     axes[3].axvline(rule["threshold"], color="black", linestyle="--", label="threshold")
     axes[3].set_xlabel(f"share of ink in the central {box}x{box} square")
     axes[3].set_ylabel("training images")
     axes[3].set_title(f'Rule "ink in the middle means 8":\n{rule["test_accuracy"]:.1%} right on test 0s and 8s')
+    axes[3].set_xlim(-0.03, 1.03)
     axes[3].legend()
     return fig
 
 
 # --- The story --------------------------------------------------------------------------
-def main(out_dir: Path = VIS_DIR, data_dir: Path = DATA_DIR, digit_to_print: int = DIGIT_TO_PRINT,
-         samples_per_digit: int = SAMPLES_PER_DIGIT, centre_box: int = CENTRE_BOX,
-         ink_level: int = INK_LEVEL) -> dict:
-    data = load_mnist(normalized=False, data_dir=data_dir)  # raw uint8 pixels, 0-255
-    train_images, train_labels = data.train
-
+def show_the_numbers(data, digit_to_print: int) -> torch.Tensor:
+    """Splits, counts, one digit as numbers, and where MNIST centred its digits."""
     print("\n== The three splits ==")
     describe_splits(data)
     print_counts(data)
-
-    seven = train_images[train_labels == digit_to_print][0]
-    print_as_numbers(seven, digit_to_print)
-
+    train_images, train_labels = data.train
+    example = train_images[train_labels == digit_to_print][0]
+    print_as_numbers(example, digit_to_print)
     row, col = centre_of_mass(train_images)
     print(f"MNIST scaled each digit to fit 20x20 pixels and centred its ink's centre of mass: on average at "
           f"row {row:.2f}, column {col:.2f} of the 28x28 grid (05 prepares your own digits the same way)")
+    return example
 
+
+def show_normalization(train_images) -> tuple[float, float]:
+    """The mean and spread of the training pixels, which every later script removes."""
     mean, std = pixel_stats(train_images)
     print("\n== Normalization constants (computed from the training split) ==")
     print(f"mean brightness {mean:.4f}, standard deviation {std:.4f} (on the 0-1 scale)")
     print(f"later scripts feed the network (pixel/255 - {mean:.4f}) / {std:.4f}: "
           "inputs centred on 0 with spread 1, which makes training easier")
+    return mean, std
 
-    means = mean_images(train_images, train_labels)
+
+def show_hard_digits(data, means) -> dict:
+    """Which average digits look alike, and how far matching against the averages gets."""
     distances = torch.cdist(means.flatten(1), means.flatten(1))  # (10, 10)
     per_digit, overall = template_matching(means, *data.test)
     masked = distances + torch.eye(10) * 1e9
     closest = sorted((masked[i, j].item(), i, j) for i in range(10) for j in range(i + 1, 10))[:3]
     print("\n== Why some digits are harder ==")
-    print("closest pairs of mean images: "
-          + ", ".join(f"{i} and {j} ({d:.2f})" for d, i, j in closest))
+    print("closest pairs of mean images: " + ", ".join(f"{i} and {j} ({d:.2f})" for d, i, j in closest))
     print(f"nearest-mean-image classifier on the test split: {overall:.1%} overall; per digit: "
           + ", ".join(f"{d}: {acc:.0%}" for d, acc in enumerate(per_digit.tolist())))
-    hardest = per_digit.argsort()[:3].tolist()
-    print(f"hardest for it: {hardest}; easiest: {per_digit.argmax().item()}. "
+    print(f"hardest for it: {per_digit.argsort()[:3].tolist()}; easiest: {per_digit.argmax().item()}. "
           "A network must learn more than one average shape per digit.")
+    return {"distances": distances, "per_digit": per_digit, "overall": overall, "closest": closest}
 
+
+def show_zero_versus_eight(data, centre_box: int, ink_level: int) -> dict:
+    """The plan's question 3, answered with a one-sentence rule and its measured accuracy."""
     rule = zero_versus_eight(data, centre_box, ink_level)
     print("\n== Telling a 0 from an 8 by hand ==")
     print(f'rule: "if more than {rule["threshold"]:.0%} of the central {centre_box}x{centre_box} square is '
           f'ink, it is an 8, else a 0" -> {rule["test_accuracy"]:.1%} right on the test 0s and 8s')
     print("a hand-written rule gets far, but every rule has exceptions; a network finds its own rules")
+    return rule
+
+
+def main(out_dir: Path = VIS_DIR, data_dir: Path = DATA_DIR, digit_to_print: int = DIGIT_TO_PRINT,
+         samples_per_digit: int = SAMPLES_PER_DIGIT, centre_box: int = CENTRE_BOX,
+         ink_level: int = INK_LEVEL) -> dict:
+    ensure_writable(out_dir, "figures")
+    data = load_mnist(normalized=False, data_dir=data_dir)  # raw uint8 pixels, 0-255
+    train_images, train_labels = data.train
+    example = show_the_numbers(data, digit_to_print)
+    mean, std = show_normalization(train_images)
+    means = mean_images(train_images, train_labels)
+    hard = show_hard_digits(data, means)
+    rule = show_zero_versus_eight(data, centre_box, ink_level)
 
     print("\n== Figures ==")
     written = [
         save_figure(plot_samples(train_images, train_labels, samples_per_digit), out_dir, "01_samples.png"),
-        save_figure(plot_seven(seven, digit_to_print), out_dir, "01_digit_as_numbers.png"),
+        save_figure(plot_seven(example, digit_to_print), out_dir, "01_digit_as_numbers.png"),
         save_figure(plot_digit_means(means), out_dir, "01_digit_means.png"),
         save_figure(plot_pixel_histogram(train_images), out_dir, "01_pixel_histogram.png"),
         save_figure(plot_class_distribution(data), out_dir, "01_class_distribution.png"),
-        save_figure(plot_similarity(distances, per_digit, overall), out_dir, "01_digit_similarity.png"),
+        save_figure(plot_similarity(hard["distances"], hard["per_digit"], hard["overall"]), out_dir,
+                    "01_digit_similarity.png"),
         save_figure(plot_zero_versus_eight(means, rule, centre_box), out_dir, "01_zero_vs_eight.png"),
     ]
     print(f"\nwrote {len(written)} figures. Next: python 02_simple_nn.py")
-    return {"data": data, "mean": mean, "std": std, "template_accuracy": overall,
-            "rule_accuracy": rule["test_accuracy"], "figures": written}
+    return {"data": data, "mean": mean, "std": std, "template_accuracy": hard["overall"],
+            "closest_pairs": hard["closest"], "per_digit_accuracy": hard["per_digit"],
+            "rule_threshold": rule["threshold"], "rule_accuracy": rule["test_accuracy"], "figures": written}
 
 
 if __name__ == "__main__":

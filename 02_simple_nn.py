@@ -2,16 +2,21 @@
 
 Builds the plan's network, 784 inputs -> 128 hidden neurons (ReLU) -> 10 outputs, and
 takes it apart: what each layer does to a real batch, where its 101,770 parameters are,
+every value of a forward pass through it for one image,
 why an untrained network's guesses sit near 10%, how softmax turns scores into
 probabilities (the plan's worked example, computed), what temperature does, how the
 activation functions and their gradients look, and why two layers without an activation
 between them are no better than one.
+
+The network itself lives in mnist_common/networks.py (class SimpleNN), because Phase 3
+trains it and later phases compare with it: read it there, it is twenty lines.
 
 Run:     python 02_simple_nn.py
 Writes:  visualizations/02_*.png (listed at the end)
 Next:    python 03_train_model.py (trains this very network)
 """
 
+from itertools import pairwise
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -20,10 +25,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnist_common import (
+    ACTIVATIONS,
     DATA_DIR,
+    IMAGE_PIXELS,
+    NUM_CLASSES,
     VIS_DIR,
-    LearnerError,
+    SimpleNN,
     count_parameters,
+    ensure_writable,
     friendly_errors,
     load_mnist,
     save_figure,
@@ -38,49 +47,7 @@ PLAN_LOGITS = [0.5, 2.0, 0.3, 0.1, 0.2, 0.4, 0.2, 3.5, 0.6, 0.3]  # the plan's s
 SCORES = [2.0, 3.5, 1.0]  # the plan's "normalization versus softmax" example
 TEMPERATURES = [0.5, 1.0, 2.0, 5.0]  # softmax temperatures to compare (try 0.1 or 20)
 RELU_EXAMPLES = [5.0, -3.0, 0.5, -0.1]  # the plan's ReLU examples
-
-IMAGE_PIXELS = 28 * 28  # one input per pixel
-NUM_CLASSES = 10  # one output score per digit
-
-# ReLU keeps positive values and zeroes the rest; the others are its classic rivals.
-# "none" leaves the layers linear, which (see linear_collapse below) makes them one layer.
-ACTIVATIONS = {
-    "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU,  # like ReLU, but lets 1% of a negative value through
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "none": nn.Identity,
-}
-
-
-class SimpleNN(nn.Module):
-    """A fully-connected network: 784 pixels -> hidden layers -> 10 scores (logits).
-
-    The defaults are the plan's network. Phase 4 (03_train_model.py) turns the other knobs:
-    more layers, another activation, dropout, batch normalization.
-    """
-
-    def __init__(self, hidden_sizes=(128,), activation="relu", dropout=0.0, batch_norm=False):
-        super().__init__()
-        if activation not in ACTIVATIONS:
-            raise LearnerError(f"unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}")
-        self.arch = {"name": "SimpleNN", "hidden_sizes": list(hidden_sizes), "activation": activation,
-                     "dropout": float(dropout), "batch_norm": bool(batch_norm)}
-        layers, width = [], IMAGE_PIXELS
-        for size in hidden_sizes:
-            layers.append(nn.Linear(width, size))  # every neuron weighs every input
-            if batch_norm:
-                layers.append(nn.BatchNorm1d(size))  # re-centre each neuron's output per batch
-            layers.append(ACTIVATIONS[activation]())
-            if dropout:
-                layers.append(nn.Dropout(dropout))  # silence random neurons while training
-            width = size
-        layers.append(nn.Linear(width, NUM_CLASSES))  # one score per digit
-        self.layers = nn.Sequential(*layers)
-
-    def forward(self, x):
-        x = x.flatten(1)  # (N, 1, 28, 28) -> (N, 784): the grid becomes one row of numbers
-        return self.layers(x)  # (N, 10) logits: raw scores, softmax makes them probabilities
+SHOW_HIDDEN = 8  # how many hidden neurons' values to print in the forward pass (4-16)
 
 
 # --- Looking inside ----------------------------------------------------------------------
@@ -88,17 +55,29 @@ def print_layers(model: SimpleNN, batch: torch.Tensor) -> None:
     """Each layer's output shape for a real batch, and its parameters."""
     print(f"{'layer':<34} {'output shape':<14} {'weights':>9} {'biases':>7} {'total':>9}")
     x = batch.flatten(1)
-    print(f"{'input, flattened':<34} {str(tuple(x.shape)):<14}")
+    print(f"{'input, flattened':<34} {tuple(x.shape)!s:<14}")
     for layer in model.layers:
         x = layer(x)
         weights = layer.weight.numel() if getattr(layer, "weight", None) is not None else 0
         biases = layer.bias.numel() if getattr(layer, "bias", None) is not None else 0
         name = (f"Linear {layer.in_features} -> {layer.out_features}" if isinstance(layer, nn.Linear)
                 else type(layer).__name__)
-        print(f"{name:<34} {str(tuple(x.shape)):<14} {weights:>9,} {biases:>7,} {weights + biases:>9,}")
+        print(f"{name:<34} {tuple(x.shape)!s:<14} {weights:>9,} {biases:>7,} {weights + biases:>9,}")
     sizes = [IMAGE_PIXELS, *model.arch["hidden_sizes"], NUM_CLASSES]
-    by_hand = " + ".join(f"({a}x{b} + {b})" for a, b in zip(sizes, sizes[1:]))
+    by_hand = " + ".join(f"({a}x{b} + {b})" for a, b in pairwise(sizes))
     print(f"total parameters: {count_parameters(model):,} = {by_hand}")
+
+
+@torch.no_grad()
+def forward_pass(model: SimpleNN, image: torch.Tensor) -> dict:
+    """Every intermediate value for one image (1, 1, 28, 28): the layers' maths, step by step."""
+    x = image.flatten(1)  # (1, 784)
+    values = {"input": x[0]}
+    for i, layer in enumerate(model.layers):
+        x = layer(x)
+        values[f"{i}: {type(layer).__name__}"] = x[0]
+    values["softmax"] = torch.softmax(x[0], 0)  # (10,) probabilities
+    return values
 
 
 def softmax_steps(logits: list[float]) -> dict:
@@ -160,73 +139,100 @@ def plot_untrained_prediction(image, label, probs):
     return fig
 
 
-def plot_softmax(steps, scores, temperatures, logits):
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4))
-    axes[0].bar(range(10), steps["logits"].numpy(), color="tab:gray")
+def plot_softmax(steps, temperatures, logits):
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.3))
+    bars = axes[0].bar(range(10), steps["logits"].numpy(), color="tab:gray")
+    axes[0].bar_label(bars, fmt="%.1f", fontsize=8)
+    axes[0].set_ylabel("score (logit)")
     axes[0].set_title("the plan's logits (raw scores)")
-    axes[1].bar(range(10), steps["probs"].numpy(), color="tab:blue")
+    bars = axes[1].bar(range(10), steps["probs"].numpy(), color="tab:blue")
+    axes[1].bar_label(bars, fmt="%.3f", fontsize=8)
+    axes[1].set_ylabel("probability")
     axes[1].set_title(f'after softmax: "7" gets {steps["probs"][7]:.3f}, all sum to {steps["probs"].sum():.3f}')
-    for ax in axes[:2]:
-        ax.set_xticks(range(10))
-        ax.set_xlabel("digit")
     width = 0.8 / len(temperatures)
     for i, t in enumerate(temperatures):
         probs = softmax_with_temperature(logits, t)
         axes[2].bar((torch.arange(10) + (i - (len(temperatures) - 1) / 2) * width).numpy(), probs.numpy(), width,
-                    label=f"T = {t:g}")
-    axes[2].set_xticks(range(10))
-    axes[2].set_xlabel("digit")
+                    label=f"T = {t:g} ('7' gets {probs[7]:.2f})")
+    axes[2].set_ylabel("probability")
     axes[2].set_title("temperature: T < 1 sharpens, T > 1 flattens")
-    axes[2].legend()
+    axes[2].legend(fontsize=8)
+    for ax in axes:
+        ax.set_xticks(range(10))
+        ax.set_xlabel("digit")
+        ax.margins(y=0.12)
     return fig
 
 
 def plot_activations(x, curves):
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
-    labels = {"relu": "ReLU", "leaky_relu": "Leaky ReLU (slope 0.1, to be visible)",
-              "sigmoid": "sigmoid", "tanh": "tanh"}
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 8), sharex=True)
+    styles = {"relu": ("ReLU", "tab:blue", "-", 4.5), "leaky_relu": ("Leaky ReLU (slope 0.1, to be visible)",
+                                                                   "tab:orange", "--", 2),
+              "sigmoid": ("sigmoid", "tab:green", "-", 2), "tanh": ("tanh", "tab:red", "-.", 2)}
     for name, (y, grad) in curves.items():
-        top.plot(x.numpy(), y.numpy(), label=labels[name])
-        bottom.plot(x.numpy(), grad.numpy(), label=labels[name])
-    top.set_title("activation functions")
+        label, colour, style, width = styles[name]
+        top.plot(x.numpy(), y.numpy(), style, color=colour, lw=width, label=label, alpha=0.85)
+        bottom.plot(x.numpy(), grad.numpy(), style, color=colour, lw=width, label=label, alpha=0.85)
+    top.set_title("activation functions (ReLU drawn thick: under it, Leaky ReLU differs only for x < 0)")
+    top.set_ylabel("output")
     bottom.set_title("their gradients: sigmoid's never exceeds 0.25 and vanishes for large |x|")
+    bottom.set_ylabel("gradient (slope)")
     bottom.set_xlabel("input x")
     for ax in (top, bottom):
-        ax.axhline(0, color="black", lw=0.5)
-        ax.axvline(0, color="black", lw=0.5)
+        ax.axhline(0, color="gray", lw=0.5, zorder=0)
+        ax.axvline(0, color="gray", lw=0.5, zorder=0)
         ax.grid(alpha=0.3)
-        ax.legend()
+    top.legend(loc="upper left")
+    bottom.legend(loc="center right", bbox_to_anchor=(1.0, 0.62))
     return fig
 
 
 # --- The story --------------------------------------------------------------------------
-def main(out_dir: Path = VIS_DIR, data_dir: Path = DATA_DIR, hidden_sizes=HIDDEN_SIZES,
-         activation: str = ACTIVATION, seed: int = SEED) -> dict:
-    generator = set_seed(seed)
-    data = load_mnist(data_dir=data_dir)
-    model = SimpleNN(hidden_sizes, activation)
-    test_images, test_labels = data.test
-
-    print("\n== The network ==")
+def show_network(model: SimpleNN, batch: torch.Tensor) -> None:
+    """Key question 1: the layers, their shapes and their parameters."""
+    print("\n== The network (mnist_common/networks.py, class SimpleNN) ==")
     print(model)
     print()
-    print_layers(model, test_images[:64])
+    print_layers(model, batch)
 
-    print("\n== An untrained prediction ==")
-    index = torch.randint(len(test_labels), (1,), generator=generator).item()
+
+def show_forward_pass(model: SimpleNN, image: torch.Tensor, label: int, show: int) -> dict:
+    """Forward propagation with real numbers: a few hidden neurons, then the ten scores."""
+    values = forward_pass(model, image)
+    names = list(values)
+    pre, post, scores = values[names[1]], values[names[2]], values[names[-2]]
+    print(f"\n== Forward propagation, one test image (a {label}) ==")
+    pixels = values["input"]
+    print(f"input: 784 normalized pixels, from {pixels.min():.2f} (background) to {pixels.max():.2f} (ink)")
+    print(f"hidden layer, weighted sums z = W1 x + b1, shape {tuple(pre.shape)}; the first {show}: "
+          + " ".join(f"{v:+.3f}" for v in pre[:show].tolist()))
+    print(f"after {names[2].split(': ')[1]}, shape {tuple(post.shape)}; the same {show}: "
+          + " ".join(f"{v:+.3f}" for v in post[:show].tolist()))
+    silent = (post == 0).float().mean().item()
+    print(f"{silent:.0%} of the {len(post)} hidden neurons output exactly 0 for this image "
+          "(the plan's \"about half\": ReLU silences every neuron whose sum is negative)")
+    print(f"output layer, ten scores = W2 h + b2, shape {tuple(scores.shape)}: "
+          + " ".join(f"{v:+.3f}" for v in scores.tolist()))
+    print("softmax of the scores: " + " ".join(f"{d}:{p:.3f}" for d, p in enumerate(values["softmax"].tolist())))
+    return {"silent_share": silent, "probs": values["softmax"]}
+
+
+def show_untrained_accuracy(model: SimpleNN, data, index: int, probs: torch.Tensor) -> float:
+    """Key question 2: why an untrained network's answers are random."""
+    test_images, test_labels = data.test
     with torch.no_grad():
-        logits = model(test_images[index:index + 1])[0]  # (10,)
-        probs = torch.softmax(logits, dim=0)
-        untrained_acc = (model(test_images).argmax(1) == test_labels).float().mean().item()
-    label = test_labels[index].item()
-    print(f"test image #{index} is a {label}; the untrained network's logits run from "
-          f"{logits.min():.3f} to {logits.max():.3f}")
-    print("probabilities: " + "  ".join(f"{d}:{p:.1%}" for d, p in enumerate(probs.tolist())))
-    print(f"it guesses {probs.argmax().item()} with only {probs.max():.1%}; on all {len(test_labels):,} "
-          f"test images it is right {untrained_acc:.1%} of the time (a blind guess: 10%)")
+        accuracy = (model(test_images).argmax(1) == test_labels).float().mean().item()
+    print("\n== An untrained prediction ==")
+    print(f"test image #{index} is a {test_labels[index].item()}; the network guesses {probs.argmax().item()} "
+          f"with only {probs.max():.1%}; on all {len(test_labels):,} test images it is right {accuracy:.1%} "
+          "of the time (a blind guess: 10%)")
     print("why near 10%: the weights start as small random numbers, so all ten scores are close "
           "to each other, and softmax of nearly equal scores is nearly 1/10 each. Nothing has been learned.")
+    return accuracy
 
+
+def show_softmax() -> tuple[dict, dict]:
+    """The plan's worked example, computed, and the plan's second example, corrected."""
     print("\n== Softmax, step by step (the plan's example) ==")
     steps = softmax_steps(PLAN_LOGITS)
     print("step 1, exponentiate: " + ", ".join(f"e^{z:g} = {e:.2f}" for z, e in
@@ -242,36 +248,55 @@ def main(out_dir: Path = VIS_DIR, data_dir: Path = DATA_DIR, hidden_sizes=HIDDEN
           f"(exponentials sum to {soft['sum']:.2f})")
     print(f"softmax is more decisive: the top score's share grows from {plain[1]:.1%} to {soft['probs'][1]:.1%}."
           f" A score higher by 1 always means e^1 = {torch.e:.2f} times the probability.")
-
     print("\n== Temperature ==")
     for t in TEMPERATURES:
         p = softmax_with_temperature(PLAN_LOGITS, t)
         print(f"T = {t:<4g} -> '7' gets {p[7]:.3f}, '1' gets {p[1]:.3f}, the other eight share {1 - p[7] - p[1]:.3f}")
+    return steps, soft
 
+
+def show_collapse(seed: int, batch: torch.Tensor) -> dict:
+    """Key question 3: without an activation, two layers are one."""
     print("\n== Activation functions ==")
     examples = torch.tensor(RELU_EXAMPLES)
     print("ReLU: " + ", ".join(f"ReLU({x:g}) = {y:g}" for x, y in zip(RELU_EXAMPLES, F.relu(examples).tolist())))
-    x = torch.linspace(-5, 5, 401)
-    curves = activation_curves(x)
-
     print("\n== Without an activation, two layers are one ==")
-    collapse = linear_collapse(seed, test_images[:64])
+    collapse = linear_collapse(seed, batch)
     print(f"784->128->10 with no activation versus one merged 784->10 layer (W = W2 W1, b = W2 b1 + b2): "
           f"outputs differ by at most {collapse['max_difference']:.1e} (rounding)")
     print(f"so its {collapse['two_layer_parameters']:,} parameters can only do what "
           f"{collapse['merged_parameters']:,} do: a straight-line (linear) classifier. "
-          "03_train_model.py measures how well that does (ACTIVATION = \"none\").")
+          "03_train_model.py measures how well that does: python 03_train_model.py --experiment activation")
+    return collapse
+
+
+def main(out_dir: Path = VIS_DIR, data_dir: Path = DATA_DIR, hidden_sizes=HIDDEN_SIZES,
+         activation: str = ACTIVATION, seed: int = SEED, show_hidden: int = SHOW_HIDDEN) -> dict:
+    ensure_writable(out_dir, "figures")
+    generator = set_seed(seed)
+    data = load_mnist(data_dir=data_dir)
+    model = SimpleNN(hidden_sizes, activation)
+    test_images, test_labels = data.test
+    show_network(model, test_images[:64])
+    index = torch.randint(len(test_labels), (1,), generator=generator).item()
+    label = test_labels[index].item()
+    forward = show_forward_pass(model, test_images[index:index + 1], label, show_hidden)
+    untrained_acc = show_untrained_accuracy(model, data, index, forward["probs"])
+    steps, soft = show_softmax()
+    collapse = show_collapse(seed, test_images[:64])
+    x = torch.linspace(-5, 5, 401)
 
     print("\n== Figures ==")
     written = [
-        save_figure(plot_untrained_prediction(test_images[index], label, probs), out_dir,
+        save_figure(plot_untrained_prediction(test_images[index], label, forward["probs"]), out_dir,
                     "02_untrained_prediction.png"),
-        save_figure(plot_softmax(steps, SCORES, TEMPERATURES, PLAN_LOGITS), out_dir, "02_softmax.png"),
-        save_figure(plot_activations(x, curves), out_dir, "02_activations.png"),
+        save_figure(plot_softmax(steps, TEMPERATURES, PLAN_LOGITS), out_dir, "02_softmax.png"),
+        save_figure(plot_activations(x, activation_curves(x)), out_dir, "02_activations.png"),
     ]
     print("\nNext: python 03_train_model.py")
     return {"model": model, "parameters": count_parameters(model), "softmax": steps["probs"],
-            "scores_softmax": soft["probs"], "untrained_accuracy": untrained_acc,
+            "softmax_sum": steps["sum"], "scores_softmax": soft["probs"], "scores_sum": soft["sum"],
+            "untrained_accuracy": untrained_acc, "silent_share": forward["silent_share"],
             "collapse": collapse, "figures": written}
 
 

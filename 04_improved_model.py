@@ -3,7 +3,8 @@
 A fully-connected network treats the 784 pixels as an unordered list. A CNN slides small
 3x3 filters over the image instead, so the same edge detector works everywhere, and
 pooling halves the image twice (28 -> 14 -> 7) to keep the strongest responses. This
-script builds the plan's CNN, trains it with Phase 3's loop (imported, not copied), and
+script builds the plan's CNN (mnist_common/networks.py, class CNN), trains it with Phase 3's
+loop (mnist_common/training.py: `train_cnn` calls the same `fit`), and
 answers the phase's three questions with measurements: how much better it is than the
 simple network, how many parameters each has (and where they sit), and what the first
 layer's filters detect.
@@ -19,31 +20,32 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from mnist_common import (
+    CNN,
     DATA_DIR,
     MODELS_DIR,
     VIS_DIR,
+    CNNSettings,
+    SimpleNN,
     count_parameters,
+    evaluate,
     friendly_errors,
-    load_mnist,
     load_model,
-    load_script,
-    pick_device,
-    pick_precision,
+    missing_model_message,
+    plot_curves,
     print_best_runs,
     save_figure,
-    set_seed,
+    save_run,
     shown,
+    start_training,
+    train_cnn,
 )
-
-phase3 = load_script("03_train_model")  # the training loop, evaluation and checkpointing of Phase 3
 
 # --- Hyperparameters (edit and re-run) ------------------------------------------------------
 EPOCHS = 3  # passes over the training images (2-15); the schedule below spans all of them
 BATCH_SIZE = 128  # images per step (64-512)
-MAX_LEARNING_RATE = 0.005  # peak of the one-cycle schedule (0.001-0.01)
+LEARNING_RATE = 0.005  # the PEAK of the one-cycle schedule, reached 30% of the way in (0.001-0.01)
 DROPOUT = 0.25  # share of the 128 dense neurons silenced during training (0.0-0.5)
 SEED = 0  # starting weights and batch order (any integer)
 FEATURE_MAP_DIGIT = 0  # index of the test image whose feature maps are drawn (0-9999)
@@ -52,50 +54,10 @@ CHECKPOINT = "cnn.pt"
 MLP_CHECKPOINT = "mlp.pt"
 
 
-class CNN(nn.Module):
-    """The plan's CNN: two conv+ReLU+pool stages (28 -> 14 -> 7), then two dense layers."""
-
-    def __init__(self, dropout: float = DROPOUT):
-        super().__init__()
-        self.arch = {"name": "CNN", "dropout": float(dropout)}
-        self.conv1 = nn.Conv2d(1, 32, kernel_size=3, padding=1)  # 32 filters, each 3x3 over 1 channel
-        self.conv2 = nn.Conv2d(32, 64, kernel_size=3, padding=1)  # 64 filters, each 3x3 over 32 channels
-        self.fc1 = nn.Linear(64 * 7 * 7, 128)  # 3,136 -> 128: where most parameters live
-        self.dropout = nn.Dropout(dropout)
-        self.fc2 = nn.Linear(128, 10)
-
-    def forward(self, x):  # x: (N, 1, 28, 28)
-        # Max-pooling and ReLU commute (ReLU never reorders values), so pooling first gives
-        # exactly the plan's conv -> ReLU -> pool while applying ReLU to 4x fewer numbers.
-        x = F.relu(F.max_pool2d(self.conv1(x), 2))  # (N, 32, 14, 14)
-        x = F.relu(F.max_pool2d(self.conv2(x), 2))  # (N, 64, 7, 7)
-        x = x.flatten(1)  # (N, 3136)
-        x = self.dropout(F.relu(self.fc1(x)))  # (N, 128)
-        return self.fc2(x)  # (N, 10) logits
-
-    @torch.no_grad()
-    def feature_maps(self, x):
-        """What each filter sees, after ReLU: conv1 (N, 32, 28, 28) and conv2 (N, 64, 14, 14)."""
-        first = F.relu(self.conv1(x))
-        second = F.relu(self.conv2(F.max_pool2d(first, 2)))
-        return first, second
-
-
-def build_model(arch: dict) -> CNN:
-    """The CNN for an architecture record (as a checkpoint stores it), in the layout it trains in."""
-    # channels_last stores each pixel's channels side by side, the layout the CPU's (and the
-    # GPU's) fastest convolution kernels expect: about 1.5x faster here, same results.
-    return CNN(arch["dropout"]).to(memory_format=torch.channels_last)
-
-
-def make_optimizer_and_schedule(model, max_learning_rate: float, epochs: int, steps_per_epoch: int):
-    """Adam with a one-cycle schedule over `epochs`; the schedule steps once per batch."""
-    optimizer = phase3.make_optimizer("adam", model, max_learning_rate)
-    # One-cycle schedule: the learning rate climbs to its peak, then glides down to almost 0.
-    # Large steps early cover ground fast; tiny steps at the end settle into a good minimum.
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_learning_rate, epochs=epochs,
-                                                    steps_per_epoch=steps_per_epoch)
-    return optimizer, scheduler
+def settings_from_knobs() -> CNNSettings:
+    """The constants above as one checked record; a wrong value stops here, before any work."""
+    return CNNSettings(epochs=EPOCHS, batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE, dropout=DROPOUT,
+                       seed=SEED)
 
 
 # --- Parameters, honestly -------------------------------------------------------------------
@@ -121,7 +83,7 @@ def print_parameters(model: CNN, mlp_parameters: int) -> dict:
     rows = layer_table(model)
     print(f"{'stage':<36} {'output shape':<14} {'parameters':>10}")
     for name, shape, params in rows:
-        print(f"{name:<36} {str(shape):<14} {params:>10,}")
+        print(f"{name:<36} {shape!s:<14} {params:>10,}")
     conv = count_parameters(model.conv1) + count_parameters(model.conv2)
     total = count_parameters(model)
     print(f"\n{'':<22}{'CNN':>10} {'MLP (784-128-10)':>18}")
@@ -202,16 +164,16 @@ def plot_feature_maps(image: torch.Tensor, maps: torch.Tensor, title: str, cols:
 
 
 # --- Comparison with the simple network -------------------------------------------------------
-def load_mlp_summary(models_dir: Path, data, precision: str):
+def load_mlp_summary(models_dir: Path, data):
     """Test accuracy, parameters and training time of models/mlp.pt, or None when it is missing."""
     path = Path(models_dir) / MLP_CHECKPOINT
     if not path.exists():
-        print(f"{shown(path)} not found: run `python 03_train_model.py` to compare with the simple "
-              "network; carrying on with the CNN alone")
+        print(f"{missing_model_message(path, '03_train_model.py')} to compare with the simple network; "
+              "carrying on with the CNN alone")
         return None
-    model, checkpoint = load_model(path, "03_train_model.py", phase3.build_model)
+    model, checkpoint = load_model(path, "03_train_model.py")
     model = model.to(data.test[1].device)
-    _, accuracy = phase3.evaluate(model, *data.test, precision)
+    _, accuracy = evaluate(model, *data.test)
     return {"test_acc": accuracy, "parameters": count_parameters(model),
             "train_seconds": checkpoint["train_seconds"]}
 
@@ -235,42 +197,25 @@ def plot_comparison(rows: dict):
 
 
 # --- The story --------------------------------------------------------------------------------
-def main(epochs=EPOCHS, batch_size=BATCH_SIZE, max_learning_rate=MAX_LEARNING_RATE, dropout=DROPOUT,
-         seed=SEED, feature_map_digit=FEATURE_MAP_DIGIT, out_dir: Path = VIS_DIR,
-         models_dir: Path = MODELS_DIR, data_dir: Path = DATA_DIR) -> dict:
-    settings = {"epochs": epochs, "batch_size": batch_size, "max_learning_rate": max_learning_rate,
-                "dropout": dropout, "seed": seed}
-    device = pick_device()
-    precision = pick_precision(device)
-    print(f"precision: {precision}" + ("" if precision == "bf16" else
-                                       " (bf16 is used only where the hardware runs it natively)"))
-    data = load_mnist(data_dir=data_dir).to(device)
-    generator = set_seed(seed)
-    model = build_model({"name": "CNN", "dropout": dropout})
+def train_and_report(settings: CNNSettings, data, device, precision):
+    """Train the CNN with Phase 3's loop and judge it once on the test set."""
+    print(f"\n== Training: {settings.epochs} epochs, batch {settings.batch_size}, Adam with a one-cycle schedule "
+          f"peaking at {settings.learning_rate:g} ==")
+    run = train_cnn(settings, data, device, precision)
+    run.test_loss, run.test_acc = evaluate(run.model, *data.test)
+    seconds = run.history.train_seconds
+    print(f"\ntest accuracy {run.test_acc:.2%} ({round((1 - run.test_acc) * len(data.test[1]))} of "
+          f"{len(data.test[1]):,} wrong) after {seconds:.1f} s of training "
+          f"({seconds / max(run.history.epochs_run, 1):.1f} s per epoch)")
+    return run
 
-    print("\n== The CNN, layer by layer ==")
-    parameters = print_parameters(model, count_parameters(phase3.phase2.SimpleNN()))
 
-    model = model.to(device)
-    optimizer, scheduler = make_optimizer_and_schedule(model, max_learning_rate, epochs,
-                                                       steps_per_epoch=-(-len(data.train[1]) // batch_size))
-    print(f"\n== Training: {epochs} epochs, batch {batch_size}, Adam with a one-cycle schedule "
-          f"peaking at {max_learning_rate:g} ==")
-    history = phase3.fit(model, data, optimizer, epochs, batch_size, generator, precision, scheduler,
-                         learning_rate=max_learning_rate)
-    test_loss, test_acc = phase3.evaluate(model, *data.test, precision)
-    epochs_run = len(history["val_acc"])
-    print(f"\ntest accuracy {test_acc:.2%} ({round((1 - test_acc) * len(data.test[1]))} of "
-          f"{len(data.test[1]):,} wrong) after {history['train_seconds']:.1f} s of training "
-          f"({history['train_seconds'] / max(epochs_run, 1):.1f} s per epoch)")
-    path = phase3.save_run(model, history, settings, test_loss, test_acc, data, models_dir, CHECKPOINT,
-                           "04_improved_model.py")
-    print(f"saved {shown(path)}")
-
+def compare_with_mlp(run, parameters: dict, data, models_dir: Path) -> dict:
+    """Key question 1: the CNN against the simple network, on the same test images."""
     print("\n== Compared with the simple network ==")
-    rows = {"CNN": {"test_acc": test_acc, "parameters": parameters["total"],
-                    "train_seconds": history["train_seconds"]}}
-    mlp = load_mlp_summary(models_dir, data, precision)
+    rows = {"CNN": {"test_acc": run.test_acc, "parameters": parameters["total"],
+                    "train_seconds": run.history.train_seconds}}
+    mlp = load_mlp_summary(models_dir, data)
     if mlp:
         rows = {"MLP": mlp, **rows}
     print(f"{'':<5} {'test acc':>8} {'errors':>7} {'parameters':>11} {'train s':>8}")
@@ -278,8 +223,12 @@ def main(epochs=EPOCHS, batch_size=BATCH_SIZE, max_learning_rate=MAX_LEARNING_RA
         print(f"{name:<5} {row['test_acc']:>8.2%} {round((1 - row['test_acc']) * 10_000):>7} "
               f"{row['parameters']:>11,} {row['train_seconds']:>8.1f}")
     if mlp:
-        print(f"the CNN makes {(1 - mlp['test_acc']) / max(1 - test_acc, 1e-4):.1f}x fewer mistakes")
+        print(f"the CNN makes {(1 - mlp['test_acc']) / max(1 - run.test_acc, 1e-4):.1f}x fewer mistakes")
+    return rows
 
+
+def show_filters(model: CNN) -> tuple[torch.Tensor, list]:
+    """Key question 3: what the first layer's filters resemble."""
     print("\n== What the first layer's filters detect ==")
     weights = model.conv1.weight.detach().float().cpu()  # (32, 1, 3, 3)
     descriptions = describe_filters(weights)
@@ -289,13 +238,29 @@ def main(epochs=EPOCHS, batch_size=BATCH_SIZE, max_learning_rate=MAX_LEARNING_RA
     print("what to look for: a filter with red on one side and blue on the other responds where "
           "brightness changes in that direction (an edge);\nin the feature maps, each bright area shows where "
           "in the digit that filter fired. The second layer combines edges into strokes, curves and corners.")
+    return weights, descriptions
+
+
+def main(settings: CNNSettings | None = None, feature_map_digit: int = FEATURE_MAP_DIGIT, out_dir: Path = VIS_DIR,
+         models_dir: Path = MODELS_DIR, data_dir: Path = DATA_DIR) -> dict:
+    settings = settings or settings_from_knobs()
+    device, precision, data = start_training(models_dir, out_dir, data_dir)
+
+    print("\n== The CNN, layer by layer ==")
+    parameters = print_parameters(CNN(settings.dropout), count_parameters(SimpleNN()))
+    run = train_and_report(settings, data, device, precision)
+    path = save_run(run, data, Path(models_dir) / CHECKPOINT, "04_improved_model.py")
+    if path:
+        print(f"saved {shown(path)}")
+    rows = compare_with_mlp(run, parameters, data, models_dir)
+    weights, descriptions = show_filters(run.model)
     image = data.test[0][feature_map_digit:feature_map_digit + 1]
-    first, second = model.feature_maps(image)
+    first, second = run.model.feature_maps(image)
     label = data.test[1][feature_map_digit].item()
 
     print("\n== Figures ==")
     written = [
-        save_figure(phase3.plot_curves(history, f"CNN: test accuracy {test_acc:.2%}"), out_dir,
+        save_figure(plot_curves(run.history, f"CNN: test accuracy {run.test_acc:.2%}"), out_dir,
                     "04_training_curves.png"),
         save_figure(plot_filters(weights, descriptions), out_dir, "04_filters.png"),
         save_figure(plot_feature_maps(image[0], first[0], f"First layer: 32 feature maps (28x28) of a {label}"),
@@ -306,9 +271,9 @@ def main(epochs=EPOCHS, batch_size=BATCH_SIZE, max_learning_rate=MAX_LEARNING_RA
     ]
     print_best_runs(models_dir)
     print("\nNext: python 05_understand_model.py")
-    return {"model": model, "history": history, "test_acc": test_acc, "test_loss": test_loss,
-            "checkpoint": path, "parameters": parameters, "comparison": rows, "figures": written,
-            "precision": precision}
+    return {"run": run, "model": run.model, "history": run.history, "test_acc": run.test_acc,
+            "test_loss": run.test_loss, "checkpoint": path, "parameters": parameters, "comparison": rows,
+            "figures": written, "precision": precision}
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ Writes:  visualizations/05_*.png (listed at the end)
 """
 
 import argparse
+import sys
+from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -27,19 +30,21 @@ from mnist_common import (
     MODELS_DIR,
     VIS_DIR,
     LearnerError,
+    batches,
+    ensure_writable,
+    evaluate,
     friendly_errors,
     load_mnist,
     load_model,
-    load_script,
+    missing_model_message,
     pick_device,
+    pick_precision,
+    predict_logits,
     read_experiments,
     save_figure,
     set_seed,
-    shown,
 )
-
-phase3 = load_script("03_train_model")  # evaluation helpers and the MLP's builder
-phase5 = load_script("04_improved_model")  # the CNN, and its filter and feature-map plots
+from mnist_common.handwriting import predict_views, prepare_digit
 
 # --- Things to explore (edit and re-run) ---------------------------------------------------
 GALLERY_SIZE = 16  # images in each prediction gallery (8-32)
@@ -50,8 +55,6 @@ FOOLED_EPSILON = 0.1  # the budget shown in the gallery of fooled digits
 SEED = 0  # which examples are picked for the figures
 
 PLAN_GUESSES = [(4, 9), (3, 5), (7, 1)]  # the plan's guesses at the most confused pairs
-MNIST_BOX = 20  # MNIST scaled each digit's longer side to 20 pixels ...
-MNIST_SIZE = 28  # ... and centred it, by centre of mass, in a 28x28 image
 
 
 # --- 1-2. Predictions and confusions ----------------------------------------------------------
@@ -106,9 +109,9 @@ def plot_confusion(matrix):
 def channel_means_per_digit(model, images, labels, batch_size=500) -> torch.Tensor:
     """(10, 64): the average activation of each second-layer channel over each digit's images."""
     sums = torch.zeros(10, model.conv2.out_channels, device=labels.device)
-    for start in range(0, len(labels), batch_size):
-        _, second = model.feature_maps(images[start:start + batch_size])  # (B, 64, 14, 14)
-        sums.index_add_(0, labels[start:start + batch_size], second.mean((2, 3)))
+    for x, y in batches(images, labels, batch_size=batch_size):
+        _, second = model.feature_maps(x)  # (B, 64, 14, 14)
+        sums.index_add_(0, y, second.mean((2, 3)))
     return (sums / torch.bincount(labels, minlength=10)[:, None]).cpu()
 
 
@@ -158,19 +161,30 @@ def plot_saliency(images, maps, labels, predictions):
 
 
 # --- 5. Confidence and calibration --------------------------------------------------------------
-def expected_calibration_error(probs, labels, bins: int) -> tuple[float, list]:
+@dataclass
+class CalibrationBin:
+    """One confidence bin of a reliability diagram."""
+
+    low: float
+    high: float
+    confidence: float  # mean top probability of the predictions in the bin
+    accuracy: float  # share of them that are right
+    count: int
+
+
+def expected_calibration_error(probs, labels, bins: int) -> tuple[float, list[CalibrationBin]]:
     """ECE: the gap between confidence and accuracy, averaged over confidence bins by size."""
     confidence, predictions = probs.max(1)
     correct = (predictions == labels).float()
     edges = torch.linspace(0, 1, bins + 1)
     ece, table = 0.0, []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in pairwise(edges):
         inside = (confidence > lo) & (confidence <= hi)
         if inside.any():
             gap = (confidence[inside].mean() - correct[inside].mean()).abs().item()
             ece += inside.float().mean().item() * gap
-            table.append((lo.item(), hi.item(), confidence[inside].mean().item(), correct[inside].mean().item(),
-                          int(inside.sum())))
+            table.append(CalibrationBin(lo.item(), hi.item(), confidence[inside].mean().item(),
+                                        correct[inside].mean().item(), int(inside.sum())))
     return ece, table
 
 
@@ -189,16 +203,24 @@ def fit_temperature(logits, labels) -> float:
     return log_t.exp().item()
 
 
-def calibration_report(val_logits, val_labels, test_logits, test_labels, bins) -> dict:
-    temperature = fit_temperature(val_logits, val_labels)
-    report = {"temperature": temperature}
-    for name, t in (("before", 1.0), ("after", temperature)):
-        report[name] = {
-            "val_nll": F.cross_entropy(val_logits / t, val_labels).item(),
-            "test_nll": F.cross_entropy(test_logits / t, test_labels).item(),
-        }
-        report[name]["test_ece"], report[name]["table"] = expected_calibration_error(
-            torch.softmax(test_logits / t, 1), test_labels, bins)
+@dataclass
+class Calibration:
+    """How well the confidences match reality, at one temperature."""
+
+    temperature: float
+    val_nll: float  # NLL, the negative log-likelihood: the average cross-entropy loss
+    test_nll: float
+    test_ece: float
+    table: list[CalibrationBin]
+
+
+def calibration_report(val_logits, val_labels, test_logits, test_labels, bins) -> dict[str, Calibration]:
+    """Calibration before temperature scaling, and after it with T fitted on validation."""
+    report = {}
+    for name, t in (("before", 1.0), ("after", fit_temperature(val_logits, val_labels))):
+        ece, table = expected_calibration_error(torch.softmax(test_logits / t, 1), test_labels, bins)
+        report[name] = Calibration(t, F.cross_entropy(val_logits / t, val_labels).item(),
+                                   F.cross_entropy(test_logits / t, test_labels).item(), ece, table)
     return report
 
 
@@ -218,20 +240,19 @@ def plot_confidence(probs, labels):
     return fig
 
 
-def plot_reliability(report):
+def plot_reliability(report: dict[str, Calibration]):
     fig, axes = plt.subplots(1, 2, figsize=(12, 5))
     for ax, name in zip(axes, ("before", "after")):
-        table = report[name]["table"]
-        centres = [(lo + hi) / 2 for lo, hi, *_ in table]
-        width = table[0][1] - table[0][0]
-        ax.bar(centres, [acc for *_, acc, _ in table], width=width * 0.9, color="tab:blue",
+        r = report[name]
+        centres = [(b.low + b.high) / 2 for b in r.table]
+        width = r.table[0].high - r.table[0].low
+        ax.bar(centres, [b.accuracy for b in r.table], width=width * 0.9, color="tab:blue",
                edgecolor="black", label="accuracy in the bin")
         ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
-        ax.plot([c for _, _, c, _, _ in table], [acc for *_, acc, _ in table], "o", color="tab:orange",
+        ax.plot([b.confidence for b in r.table], [b.accuracy for b in r.table], "o", color="tab:orange",
                 label="mean confidence vs accuracy")
-        t = 1.0 if name == "before" else report["temperature"]
-        ax.set_title(f"{name} temperature scaling (T = {t:.2f})\nECE {report[name]['test_ece']:.4f}, "
-                     f"test NLL {report[name]['test_nll']:.4f}")
+        ax.set_title(f"{name} temperature scaling (T = {r.temperature:.2f})\nECE {r.test_ece:.4f}, "
+                     f"test NLL {r.test_nll:.4f}")
         ax.set_xlabel("confidence")
         ax.set_ylabel("accuracy")
         ax.set_xlim(0, 1)
@@ -248,9 +269,9 @@ def gradient_signs(model, images, labels, batch_size=500) -> torch.Tensor:
     model.eval()
     model.requires_grad_(False)  # gradients for the pixels only
     signs = []
-    for start in range(0, len(labels), batch_size):
-        x = images[start:start + batch_size].clone().requires_grad_(True)
-        loss = F.cross_entropy(model(x), labels[start:start + batch_size])
+    for x, y in batches(images, labels, batch_size=batch_size):
+        x = x.clone().requires_grad_(True)
+        loss = F.cross_entropy(model(x), y)
         signs.append(torch.autograd.grad(loss, x)[0].sign())
     model.requires_grad_(True)
     return torch.cat(signs)
@@ -265,7 +286,7 @@ def perturb(images, signs, epsilon: float, mean: float, std: float) -> torch.Ten
 
 def fgsm_sweep(models: dict, signs: dict, images, labels, epsilons, mean, std) -> dict:
     """Test accuracy of each model under FGSM at every epsilon, from its precomputed signs."""
-    return {name: [phase3.evaluate(model, perturb(images, signs[name], epsilon, mean, std), labels)[1]
+    return {name: [evaluate(model, perturb(images, signs[name], epsilon, mean, std), labels)[1]
                    for epsilon in epsilons]
             for name, model in models.items()}
 
@@ -298,56 +319,6 @@ def plot_fooled(clean, attacked, labels, clean_pred, attacked_pred, probs, epsil
 
 
 # --- 7. Your own digit ------------------------------------------------------------------------------
-def edge_pixels(image: np.ndarray) -> np.ndarray:
-    """The pixels along the four edges of an image: mostly background in a photo of a digit."""
-    return np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
-
-
-def prepare_digit(path: Path) -> tuple[np.ndarray, torch.Tensor]:
-    """Read an image file and prepare it as MNIST was: returns (original, (28, 28) in 0-1).
-
-    Grayscale; invert if the background is light (MNIST is light ink on black); crop to the
-    ink; scale the longer side to 20 pixels; centre by centre of mass in a 28x28 image.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise LearnerError(f"{path} not found: give the path of a PNG or JPEG file")
-    try:
-        with Image.open(path) as opened:
-            original = np.asarray(opened.convert("L"), dtype=np.float32) / 255  # (H, W) in 0-1
-    except (UnidentifiedImageError, OSError):
-        raise LearnerError(f"{path} is not an image this script can read: use a PNG or JPEG file") from None
-    ink = 1 - original if np.median(edge_pixels(original)) > 0.5 else original  # light paper: invert
-    ink = np.clip(ink - np.median(edge_pixels(ink)), 0, None)  # the paper's own shade is not ink
-    if ink.max() < 0.1:
-        raise LearnerError(f"{path} looks blank: no digit found (draw it darker, or on a plainer background)")
-    ink /= ink.max()
-    rows, cols = np.nonzero(ink > 0.2)
-    ink = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]  # crop to the ink
-    height, width = ink.shape
-    scale = MNIST_BOX / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    small = np.asarray(Image.fromarray((ink * 255).astype(np.uint8)).resize(size, Image.LANCZOS),
-                       dtype=np.float32) / 255
-    total = small.sum()
-    cy = (small.sum(1) * np.arange(small.shape[0])).sum() / total  # centre of mass, row
-    cx = (small.sum(0) * np.arange(small.shape[1])).sum() / total  # centre of mass, column
-    # MNIST's digits have their centre of mass at pixel (14, 14): 01_explore_mnist.py measures it
-    top = int(np.clip(round(MNIST_SIZE / 2 - cy), 0, MNIST_SIZE - small.shape[0]))
-    left = int(np.clip(round(MNIST_SIZE / 2 - cx), 0, MNIST_SIZE - small.shape[1]))
-    canvas = np.zeros((MNIST_SIZE, MNIST_SIZE), dtype=np.float32)
-    canvas[top:top + small.shape[0], left:left + small.shape[1]] = small
-    return original, torch.from_numpy(canvas)
-
-
-def predict_views(model, views, mean, std, device):
-    """Probabilities (N, 10) for prepared (N, 28, 28) images in 0-1, normalized as in training."""
-    x = ((views - mean) / std).unsqueeze(1).to(device)  # (N, 1, 28, 28)
-    return torch.softmax(phase3.predict_logits(model, x), 1).cpu()
-
-
 def plot_your_digits(paths, originals, views, probs):
     n = len(paths)
     fig, axes = plt.subplots(n, 3, figsize=(11, 2.9 * n), squeeze=False,
@@ -384,79 +355,50 @@ def export_test_digits(data_raw, out_dir: Path, count: int = 10) -> list[Path]:
     return written
 
 
-# --- 8. Reflection ------------------------------------------------------------------------------------
-def best_runs_by_script(models_dir: Path) -> dict:
-    best = {}
-    for row in read_experiments(models_dir):  # best first
-        best.setdefault(row["script"], row)
-    return best
-
-
-# --- The story ----------------------------------------------------------------------------------------
-def load_models(models_dir: Path, device):
-    """The CNN (required) and the MLP (optional, for comparisons)."""
-    cnn, cnn_checkpoint = load_model(Path(models_dir) / "cnn.pt", "04_improved_model.py", phase5.build_model)
-    mlp_path = Path(models_dir) / "mlp.pt"
-    mlp = None
-    if mlp_path.exists():
-        mlp = load_model(mlp_path, "03_train_model.py", phase3.build_model)[0].to(device)
-    else:
-        print(f"{shown(mlp_path)} not found: run `python 03_train_model.py` to compare with the simple "
-              "network; carrying on with the CNN alone")
-    return cnn.to(device), cnn_checkpoint, mlp
-
-
-def analyse(models_dir: Path, out_dir: Path, data_dir: Path, epsilons=EPSILONS, seed: int = SEED) -> dict:
-    """Sections 1-6 and 8: every figure and number of the full analysis."""
-    device = pick_device()
-    generator = set_seed(seed)
-    cnn, checkpoint, mlp = load_models(models_dir, device)
-    data = load_mnist(data_dir=data_dir).to(device)
-    images, labels = data.test
-    written, results = [], {}
-
+# --- The story: one function per section ------------------------------------------------------
+def section_predictions(cnn, data, generator, out_dir) -> dict:
+    """1. What the CNN gets right, and its most confident mistakes."""
     print("\n== 1. Predictions ==")
-    test_logits = phase3.predict_logits(cnn, images)  # (10000, 10)
-    probs = torch.softmax(test_logits, 1)
+    images, labels = data.test
+    probs = torch.softmax(predict_logits(cnn, images), 1)  # (10000, 10)
     confidence, predictions = probs.max(1)
     right = predictions == labels
-    results["accuracy"] = right.float().mean().item()
-    print(f"the CNN gets {int(right.sum()):,} of {len(labels):,} test digits right ({results['accuracy']:.2%})")
+    accuracy = right.float().mean().item()
+    print(f"the CNN gets {int(right.sum()):,} of {len(labels):,} test digits right ({accuracy:.2%})")
     confident = torch.nonzero(right).squeeze(1)
-    confident = confident[torch.randperm(len(confident), generator=generator)[:GALLERY_SIZE].to(device)]
+    confident = confident[torch.randperm(len(confident), generator=generator)[:GALLERY_SIZE].to(labels.device)]
     wrong = torch.nonzero(~right).squeeze(1)
     wrong = wrong[confidence[wrong].argsort(descending=True)][:GALLERY_SIZE]  # most confident mistakes first
-    written.append(save_figure(plot_gallery(images, labels, probs, "Correct predictions (random picks): "
-                                            "top two probabilities", confident.tolist()), out_dir,
-                               "05_correct_predictions.png"))
-    written.append(save_figure(plot_gallery(images, labels, probs, "Wrong predictions, most confident first: "
-                                            "many are ambiguous even to people", wrong.tolist()), out_dir,
-                               "05_wrong_predictions.png"))
+    figures = [
+        save_figure(plot_gallery(images, labels, probs, "Correct predictions (random picks): top two probabilities",
+                                 confident.tolist()), out_dir, "05_correct_predictions.png"),
+        save_figure(plot_gallery(images, labels, probs, "Wrong predictions, most confident first: many are "
+                                 "ambiguous even to people", wrong.tolist()), out_dir, "05_wrong_predictions.png"),
+    ]
     print("look for: the mistakes are mostly odd or ambiguous handwriting; in many, the true digit is "
           "the network's second choice")
+    return {"accuracy": accuracy, "probs": probs, "predictions": predictions, "right": right, "figures": figures}
 
+
+def section_confusions(labels, predictions, out_dir) -> dict:
+    """2. Which pairs of digits the CNN mixes up, against the plan's guesses."""
     print("\n== 2. Confusions ==")
     matrix = confusion_matrix(labels.cpu(), predictions.cpu())
-    results["confusion"] = matrix
     pairs = confused_pairs(matrix)
-    results["confused_pairs"] = pairs
-    print("most confused pairs (mistakes both ways): "
-          + ", ".join(f"{a}/{b}: {n}" for n, a, b in pairs[:5]))
+    print("most confused pairs (mistakes both ways): " + ", ".join(f"{a}/{b}: {n}" for n, a, b in pairs[:5]))
     rank = {(a, b): i + 1 for i, (_, a, b) in enumerate(pairs)}
     print("the plan's guesses: " + ", ".join(
         f"{a}/{b}: {matrix[a, b] + matrix[b, a]} mistakes (rank {rank[tuple(sorted((a, b)))]} of 45)"
         for a, b in PLAN_GUESSES))
-    written.append(save_figure(plot_confusion(matrix), out_dir, "05_confusion_matrix.png"))
+    figure = save_figure(plot_confusion(matrix), out_dir, "05_confusion_matrix.png")
+    return {"confusion": matrix, "confused_pairs": pairs, "figures": [figure]}
 
+
+def section_features(cnn, images, labels, out_dir) -> dict:
+    """3. What the second layer's channels respond to."""
     print("\n== 3. Learned features ==")
-    weights = cnn.conv1.weight.detach().float().cpu()
-    written.append(save_figure(phase5.plot_filters(weights, phase5.describe_filters(weights)), out_dir,
-                               "05_filters.png"))
-    example = images[:1]
-    _, second = cnn.feature_maps(example)
-    written.append(save_figure(phase5.plot_feature_maps(example[0], second[0], "Second layer: 64 feature maps "
-                                                        f"of a {labels[0].item()}"), out_dir,
-                               "05_feature_maps.png"))
+    print("the first layer's filters and both layers' feature maps are drawn by 04_improved_model.py: "
+          "visualizations/04_filters.png, 04_feature_maps_conv1.png and 04_feature_maps_conv2.png")
     selectivity = channel_selectivity(channel_means_per_digit(cnn, images, labels))
     favourite = selectivity.argmax(0)  # (64,) the digit each channel prefers
     print("number of second-layer channels that prefer each digit: "
@@ -466,89 +408,163 @@ def analyse(models_dir: Path, out_dir: Path, data_dir: Path, epsilons=EPSILONS, 
         f"{c} fires {selectivity[favourite[c], c]:.1f}x as much for {favourite[c].item()}s" for c in strongest))
     print("look for: channels that fire mostly for one or two digits are detectors of parts "
           "(a closed loop, a long diagonal, a horizontal top bar)")
-    written.append(save_figure(plot_channel_selectivity(selectivity), out_dir, "05_channel_activity.png"))
+    figure = save_figure(plot_channel_selectivity(selectivity), out_dir, "05_channel_activity.png")
+    return {"selectivity": selectivity, "figures": [figure]}
 
+
+def section_saliency(cnn, images, labels, predictions, out_dir) -> dict:
+    """4. Where in the image the CNN looks."""
     print("\n== 4. Where the network looks ==")
     picks = torch.cat([torch.nonzero(labels == d).squeeze(1)[:SALIENCY_PER_DIGIT] for d in range(10)])
     maps = saliency(cnn, images[picks], labels[picks])
-    written.append(save_figure(plot_saliency(images[picks], maps, labels[picks], predictions[picks]), out_dir,
-                               "05_saliency.png"))
+    figure = save_figure(plot_saliency(images[picks], maps, labels[picks], predictions[picks]), out_dir,
+                         "05_saliency.png")
     print("look for: saliency concentrates on the strokes, and on the empty places where ink would turn "
           "the digit into another (the gap that separates a 4 from a 9)")
+    return {"figures": [figure]}
 
+
+def section_calibration(cnn, data, probs, right, out_dir) -> dict:
+    """5. Whether the CNN's confidence can be trusted, and temperature scaling."""
     print("\n== 5. Confidence and calibration ==")
+    confidence = probs.max(1).values
     wrong_conf, right_conf = confidence[~right], confidence[right]
-    results["confidence"] = {"right_mean": right_conf.mean().item(), "wrong_mean": wrong_conf.mean().item(),
-                             "wrong_over_90": (wrong_conf > 0.9).float().mean().item()}
-    print(f"mean confidence: {right_conf.mean():.1%} when right, {wrong_conf.mean():.1%} when wrong; "
-          f"{(wrong_conf > 0.9).float().mean():.0%} of mistakes are made with more than 90% confidence")
-    val_logits = phase3.predict_logits(cnn, data.val[0]).cpu()
-    report = calibration_report(val_logits, data.val[1].cpu(), test_logits.cpu(), labels.cpu(), CALIBRATION_BINS)
-    results["calibration"] = report
-    print(f"temperature fitted on the validation set: T = {report['temperature']:.3f} "
-          f"(T {'>' if report['temperature'] > 1 else '<'} 1: on validation images the network was "
-          f"{'over' if report['temperature'] > 1 else 'under'}-confident)")
-    for name in ("before", "after"):
-        r = report[name]
-        print(f"  {name:<6} ECE {r['test_ece']:.4f}  test NLL {r['test_nll']:.4f}  validation NLL {r['val_nll']:.4f}")
-    written.append(save_figure(plot_confidence(probs.cpu(), labels.cpu()), out_dir, "05_confidence.png"))
-    written.append(save_figure(plot_reliability(report), out_dir, "05_reliability.png"))
+    summary = {"right_mean": right_conf.mean().item(), "wrong_mean": wrong_conf.mean().item(),
+               "wrong_over_90": (wrong_conf > 0.9).float().mean().item()}
+    print(f"mean confidence: {summary['right_mean']:.1%} when right, {summary['wrong_mean']:.1%} when wrong; "
+          f"{summary['wrong_over_90']:.0%} of mistakes are made with more than 90% confidence")
+    val_logits = predict_logits(cnn, data.val[0]).cpu()
+    test_logits = predict_logits(cnn, data.test[0]).cpu()
+    report = calibration_report(val_logits, data.val[1].cpu(), test_logits, data.test[1].cpu(), CALIBRATION_BINS)
+    t = report["after"].temperature
+    print(f"temperature fitted on the validation set: T = {t:.3f} (T {'>' if t > 1 else '<'} 1: on validation "
+          f"images the network was {'over' if t > 1 else 'under'}-confident)")
+    for name, r in report.items():
+        print(f"  {name:<6} ECE {r.test_ece:.4f}  test NLL {r.test_nll:.4f}  validation NLL {r.val_nll:.4f}")
+    figures = [save_figure(plot_confidence(probs.cpu(), data.test[1].cpu()), out_dir, "05_confidence.png"),
+               save_figure(plot_reliability(report), out_dir, "05_reliability.png")]
+    return {"confidence": summary, "calibration": report, "figures": figures}
 
+
+def section_adversarial(models: dict, data, right, predictions, epsilons, out_dir) -> dict:
+    """6. How small a change to the pixels fools each network (FGSM)."""
     print("\n== 6. Adversarial examples (FGSM) ==")
-    models = {"CNN": cnn} if mlp is None else {"MLP": mlp, "CNN": cnn}
+    images, labels = data.test
     signs = {name: gradient_signs(model, images, labels) for name, model in models.items()}
     sweep = fgsm_sweep(models, signs, images, labels, epsilons, data.mean, data.std)
-    results["fgsm"] = {"epsilons": list(epsilons), **sweep}
     print(f"{'epsilon':>7}  " + "  ".join(f"{name:>6}" for name in sweep))
     for i, epsilon in enumerate(epsilons):
         print(f"{epsilon:>7g}  " + "  ".join(f"{sweep[name][i]:>6.1%}" for name in sweep))
-    written.append(save_figure(plot_fgsm_curve(epsilons, sweep), out_dir, "05_fgsm_accuracy.png"))
+    figures = [save_figure(plot_fgsm_curve(epsilons, sweep), out_dir, "05_fgsm_accuracy.png")]
+    cnn = models["CNN"]
     attacked = perturb(images[:2000], signs["CNN"][:2000], FOOLED_EPSILON, data.mean, data.std)
-    attacked_probs = torch.softmax(phase3.predict_logits(cnn, attacked), 1)
+    attacked_probs = torch.softmax(predict_logits(cnn, attacked), 1)
     fooled = torch.nonzero(right[:2000] & (attacked_probs.argmax(1) != labels[:2000])).squeeze(1)[:10]
-    written.append(save_figure(plot_fooled(images[fooled], attacked[fooled], labels[fooled], predictions[fooled],
+    figures.append(save_figure(plot_fooled(images[fooled], attacked[fooled], labels[fooled], predictions[fooled],
                                            attacked_probs[fooled].argmax(1), attacked_probs[fooled].max(1).values,
                                            FOOLED_EPSILON), out_dir, "05_fgsm_examples.png"))
     print(f"look for: at epsilon {FOOLED_EPSILON} the changes are faint speckles a person ignores, "
           "yet the answers change")
+    return {"fgsm": {"epsilons": list(epsilons), **sweep}, "figures": figures}
 
-    print("\n== 7. Your own digit: python 05_understand_model.py --image PATH (PNG or JPEG) ==")
 
-    print("\n== 8. Reflection: what the numbers say ==")
-    best = best_runs_by_script(models_dir)
-    for script, row in best.items():
-        print(f"best logged run of {script}: {float(row['test_acc']):.2%} test accuracy "
-              f"({int(row['parameters']):,} parameters, {float(row['train_seconds']):.0f} s)")
+def section_your_digit() -> None:
+    """7. Pointers to the learner's own handwriting."""
+    print("\n== 7. Your own digit ==")
+    print("write a digit on paper or in any drawing program, save it as PNG or JPEG, then:\n"
+          "  python 05_understand_model.py --image my_digit.png\n"
+          "no pen at hand? python 05_understand_model.py --export-test-digits my_digits, then --image my_digits/*.png")
+
+
+def best_runs_by_script(models_dir: Path) -> dict:
+    best = {}
+    for row in read_experiments(models_dir):  # best validation accuracy first
+        best.setdefault(row["script"], row)
+    return best
+
+
+def section_reflection(results: dict, models_dir: Path, epsilons) -> None:
+    """8. The numbers behind the reflection questions, for the learner's own models."""
+    print("\n== 8. Reflection: what the numbers say (your models, your run) ==")
+    for script, row in best_runs_by_script(models_dir).items():
+        print(f"best logged run of {script} (by validation): {row['test_acc']:.2%} test accuracy "
+              f"({int(row['parameters']):,} parameters, {row['train_seconds']:.0f} s)")
+    pairs, report = results["confused_pairs"], results["calibration"]
     print(f"this CNN: {results['accuracy']:.2%}; most confused: "
           + ", ".join(f"{a} and {b} ({n})" for n, a, b in pairs[:3]))
-    before, after = report["before"]["test_ece"], report["after"]["test_ece"]
-    print(f"when wrong it is still {wrong_conf.mean():.0%} sure on average; temperature scaling "
-          f"(T = {report['temperature']:.2f}) takes the test calibration error from {before:.4f} to {after:.4f}"
+    before, after = report["before"].test_ece, report["after"].test_ece
+    print(f"when wrong it is still {results['confidence']['wrong_mean']:.0%} sure on average; temperature scaling "
+          f"(T = {report['after'].temperature:.2f}) takes the test calibration error from {before:.4f} to {after:.4f}"
           + (" (better)" if after < before else " (no better: the network was already well calibrated)"))
-    below_half = next((e for e, a in zip(epsilons, sweep["CNN"]) if a < 0.5), None)
+    below_half = next((e for e, a in zip(epsilons, results["fgsm"]["CNN"]) if a < 0.5), None)
     print("the smallest FGSM budget in the sweep that takes the CNN below 50%: "
           + (f"epsilon {below_half:g}, a change of {below_half * 255:.0f} of 255 brightness levels per pixel"
              if below_half is not None else "none up to the largest tried"))
-    results["figures"] = written
+
+
+def load_models(models_dir: Path, device, with_mlp: bool = True):
+    """The CNN (required) and, for comparisons, the MLP when it exists."""
+    cnn, cnn_checkpoint = load_model(Path(models_dir) / "cnn.pt", "04_improved_model.py")
+    mlp_path = Path(models_dir) / "mlp.pt"
+    mlp = None
+    if with_mlp and mlp_path.exists():
+        mlp = load_model(mlp_path, "03_train_model.py")[0].to(device)
+    elif with_mlp:
+        print(f"{missing_model_message(mlp_path, '03_train_model.py')} to compare with the simple network; "
+              "carrying on with the CNN alone")
+    return cnn.to(device), cnn_checkpoint, mlp
+
+
+def analyse(models_dir: Path, out_dir: Path, data_dir: Path, epsilons=EPSILONS, seed: int = SEED) -> dict:
+    """The full analysis: a table of contents, one section per question."""
+    device = pick_device()
+    pick_precision(device)  # said once, for the record: every number below is computed in fp32
+    generator = set_seed(seed)
+    cnn, _, mlp = load_models(models_dir, device)
+    data = load_mnist(data_dir=data_dir).to(device)
+    images, labels = data.test
+    results = section_predictions(cnn, data, generator, out_dir)
+    predictions, right = results["predictions"], results["right"]
+    models = {"CNN": cnn} if mlp is None else {"MLP": mlp, "CNN": cnn}
+    for section in (section_confusions(labels, predictions, out_dir),
+                    section_features(cnn, images, labels, out_dir),
+                    section_saliency(cnn, images, labels, predictions, out_dir),
+                    section_calibration(cnn, data, results["probs"], right, out_dir),
+                    section_adversarial(models, data, right, predictions, epsilons, out_dir)):
+        results["figures"] += section.pop("figures")
+        results |= section
+    section_your_digit()
+    section_reflection(results, models_dir, epsilons)
     return results
 
 
 def your_digits(paths, models_dir: Path, out_dir: Path) -> dict:
-    """Section 7: predict the learner's own image files."""
-    prepared = [prepare_digit(path) for path in paths]  # bad files fail here, before any model loads
-    originals = [original for original, _ in prepared]
-    views = torch.stack([view for _, view in prepared])  # (N, 28, 28)
+    """Section 7: predict the learner's own image files; a bad file is reported, the rest predicted."""
+    prepared, failed = {}, []
+    for path in paths:  # bad files fail here, before any model loads
+        try:
+            prepared[path] = prepare_digit(path)
+        except LearnerError as why:
+            if len(paths) == 1:
+                raise
+            print(f"error: {why}", file=sys.stderr)
+            failed.append(path)
+    if not prepared:
+        raise LearnerError(f"none of the {len(paths)} images could be read (each is named above)")
+    good = list(prepared)
+    views = torch.stack([view for _, view in prepared.values()])  # (N, 28, 28)
     device = pick_device()
-    cnn, checkpoint, _ = load_models(models_dir, device)
+    cnn, checkpoint, _ = load_models(models_dir, device, with_mlp=False)
     norm = checkpoint["normalization"]
-    probs = predict_views(cnn, views, norm["mean"], norm["std"], device)
+    probs = predict_views(cnn, views, norm["mean"], norm["std"])
     print()
-    for path, p in zip(paths, probs):
+    for path, p in zip(good, probs):
         top = p.topk(2)
         print(f"{path}: {top.indices[0].item()} ({top.values[0]:.1%}; next {top.indices[1].item()} "
               f"{top.values[1]:.1%})")
-    figure = save_figure(plot_your_digits(paths, originals, views, probs), out_dir, "05_your_digits.png")
-    return {"predictions": probs.argmax(1).tolist(), "probabilities": probs, "figure": figure}
+    figure = save_figure(plot_your_digits(good, [original for original, _ in prepared.values()], views, probs),
+                         out_dir, "05_your_digits.png")
+    return {"predictions": probs.argmax(1).tolist(), "probabilities": probs, "figure": figure, "failed": failed}
 
 
 def main(image_paths=None, export_dir=None, out_dir: Path = VIS_DIR, models_dir: Path = MODELS_DIR,
@@ -558,6 +574,7 @@ def main(image_paths=None, export_dir=None, out_dir: Path = VIS_DIR, models_dir:
         print(f"wrote {len(written)} test digits to {export_dir}/; now try:\n"
               f"  python 05_understand_model.py --image {Path(export_dir) / '*.png'}")
         return {"exported": written}
+    ensure_writable(out_dir, "figures")
     if image_paths:
         return your_digits(image_paths, models_dir, out_dir)
     results = analyse(models_dir, out_dir, data_dir, epsilons, seed)
@@ -576,4 +593,6 @@ def parse_args():
 if __name__ == "__main__":
     with friendly_errors():
         args = parse_args()
-        main(image_paths=args.image, export_dir=args.export_test_digits)
+        result = main(image_paths=args.image, export_dir=args.export_test_digits)
+        if result.get("failed"):
+            raise SystemExit(1)  # some of the images could not be read (each was named above)

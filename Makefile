@@ -1,13 +1,20 @@
-# The MNIST learning journey: `make run` walks the five phases, `make test` checks them.
+# The MNIST learning journey: `make run` walks the phases, `make test` checks them.
 # Both start from nothing: they create .venv, install requirements.txt and fetch the data.
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DATA_STAMP := data/MNIST/raw/.verified
-SCRIPTS := 01_explore_mnist.py 02_simple_nn.py 03_train_model.py 04_improved_model.py 05_understand_model.py
+# The journey, in order (one script per line; arguments after the name).
+STEPS := \
+	"01_explore_mnist.py" \
+	"02_simple_nn.py" \
+	"03_train_model.py" \
+	"03_train_model.py --experiment learning-rate" \
+	"04_improved_model.py" \
+	"05_understand_model.py"
 
-.PHONY: setup data run test lint check-models bench clean
+.PHONY: setup data run test test-all-precisions lint check-models bench clean
 
 setup: $(VENV)/.installed $(DATA_STAMP)
 
@@ -19,24 +26,31 @@ $(VENV)/.installed: requirements.txt
 
 # Fetch and verify MNIST once; every script verifies the files again when it loads them.
 $(DATA_STAMP): | $(VENV)/.installed
-	$(PY) mnist_common.py
+	$(PY) -m mnist_common
 	touch $@
 
 data: $(VENV)/.installed
-	$(PY) mnist_common.py
+	$(PY) -m mnist_common
 	touch $(DATA_STAMP)
 
 run: setup
-	@for script in $(SCRIPTS); do \
-		if [ -f $$script ]; then \
-			echo; echo "=== python $$script"; start=$$(date +%s); \
-			$(PY) $$script || exit 1; \
-			echo "=== $$script took $$(( $$(date +%s) - start )) s"; \
-		fi; \
+	@for step in $(STEPS); do \
+		echo; echo "=== python $$step"; start=$$(date +%s); \
+		$(PY) $$step || exit 1; \
+		echo "=== $$step took $$(( $$(date +%s) - start )) s"; \
 	done
 
+# The whole suite with the automatic precision, then the precision-dependent tests again in the
+# other precision (bf16 where the CPU lacks it natively, fp32 where it has it): both paths, every machine.
+OTHER_PRECISION = $(shell $(PY) -c 'import mnist_common as m; print("fp32" if m.cpu_has_native_bf16() else "bf16")' 2>/dev/null)
 test: setup
 	$(PY) -m pytest
+	MNIST_PRECISION=$(OTHER_PRECISION) $(PY) -m pytest -m precision
+
+# For developers: the whole suite in each precision.
+test-all-precisions: setup
+	MNIST_PRECISION=fp32 $(PY) -m pytest
+	MNIST_PRECISION=bf16 $(PY) -m pytest
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

@@ -33,6 +33,16 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 import mnist_common  # noqa: E402
+from mnist_common import (  # noqa: E402
+    CNNSettings,
+    MLPSettings,
+    SimpleNN,
+    build_model,
+    evaluate,
+    make_optimizer,
+    one_cycle,
+    train_one_epoch,
+)
 
 EPOCH_IMAGES = 54_000  # images per timed epoch, for both data paths (the project's training split)
 TIMED_STEPS_CNN = 150  # the CNN's per-epoch time is measured on this many batches and scaled up
@@ -89,19 +99,25 @@ def timed_epoch(model, optimizer, batches, steps=None):
     return time.perf_counter() - start, images
 
 
+# The recipes measured here, written out so that a learner's edit to a script never changes
+# what the benchmark measures. They equal the scripts' shipped defaults.
+MLP_RECIPE = MLPSettings(epochs=10, batch_size=64, learning_rate=0.001, optimizer="adam", hidden_sizes=(128,),
+                         activation="relu", dropout=0.0, batch_norm=False, weight_decay=0.0, seed=0)
+CNN_RECIPE = CNNSettings(epochs=CNN_SCHEDULE_EPOCHS, batch_size=128, learning_rate=0.005, dropout=0.25, seed=0)
+
+
 def case_epoch(model_name: str, path: str) -> dict:
     """a. One epoch's seconds for a model on one data path (scaled to EPOCH_IMAGES images)."""
-    phase3 = mnist_common.load_script("03_train_model")
-    phase5 = mnist_common.load_script("04_improved_model")
     mnist_common.set_seed(0)
     if model_name == "MLP":
-        model, batch_size, steps = phase3.phase2.SimpleNN(), 64, None
+        model, batch_size, steps = SimpleNN(), MLP_RECIPE.batch_size, None
     else:
-        model, batch_size, steps = phase5.build_model({"dropout": phase5.DROPOUT}), 128, TIMED_STEPS_CNN
-    optimizer = phase3.make_optimizer("adam", model, 1e-3)
+        model = build_model({"name": "CNN", "dropout": CNN_RECIPE.dropout})
+        batch_size, steps = CNN_RECIPE.batch_size, TIMED_STEPS_CNN
+    optimizer = make_optimizer("adam", model, 1e-3)
     if path == "project":
         data = mnist_common.load_mnist()
-        batches = mnist_common.batches(*data.train, batch_size, shuffle=True, generator=torch.Generator())
+        batches = mnist_common.batches(*data.train, batch_size=batch_size, shuffle=True, generator=torch.Generator())
     else:
         batches = iter(conventional_loader(True, batch_size, EPOCH_IMAGES))
     seconds, images = timed_epoch(model, optimizer, batches, steps)
@@ -110,28 +126,26 @@ def case_epoch(model_name: str, path: str) -> dict:
 
 def case_project_mlp() -> dict:
     """b. 03's default recipe until the test accuracy passes MLP_TARGET."""
-    phase3 = mnist_common.load_script("03_train_model")
     data = mnist_common.load_mnist()
-    generator = mnist_common.set_seed(0)
-    model = phase3.phase2.SimpleNN()
-    optimizer = phase3.make_optimizer("adam", model, phase3.LEARNING_RATE)
-    return train_until(lambda: phase3.train_one_epoch(model, *data.train, optimizer, phase3.BATCH_SIZE, generator),
-                       lambda: phase3.evaluate(model, *data.test)[1], MLP_TARGET, phase3.EPOCHS)
+    generator = mnist_common.set_seed(MLP_RECIPE.seed)
+    model = SimpleNN(MLP_RECIPE.hidden_sizes)
+    optimizer = make_optimizer("adam", model, MLP_RECIPE.learning_rate)
+    return train_until(lambda: train_one_epoch(model, *data.train, optimizer, batch_size=MLP_RECIPE.batch_size,
+                                               generator=generator),
+                       lambda: evaluate(model, *data.test)[1], MLP_TARGET, MLP_RECIPE.epochs)
 
 
 def case_project_cnn() -> dict:
     """b. 04's recipe, with a one-cycle schedule of CNN_SCHEDULE_EPOCHS, until 99.0% on test."""
-    phase3 = mnist_common.load_script("03_train_model")
-    phase5 = mnist_common.load_script("04_improved_model")
     data = mnist_common.load_mnist()
-    generator = mnist_common.set_seed(phase5.SEED)
-    model = phase5.build_model({"dropout": phase5.DROPOUT})
-    steps = -(-len(data.train[1]) // phase5.BATCH_SIZE)
-    optimizer, scheduler = phase5.make_optimizer_and_schedule(model, phase5.MAX_LEARNING_RATE,
-                                                              CNN_SCHEDULE_EPOCHS, steps)
-    return train_until(lambda: phase3.train_one_epoch(model, *data.train, optimizer, phase5.BATCH_SIZE, generator,
-                                                      scheduler=scheduler),
-                       lambda: phase3.evaluate(model, *data.test)[1], CNN_TARGET, CNN_SCHEDULE_EPOCHS)
+    generator = mnist_common.set_seed(CNN_RECIPE.seed)
+    model = build_model({"name": "CNN", "dropout": CNN_RECIPE.dropout})
+    steps = mnist_common.count_batches(len(data.train[1]), CNN_RECIPE.batch_size)
+    optimizer = make_optimizer("adam", model, CNN_RECIPE.learning_rate)
+    scheduler = one_cycle(optimizer, CNN_RECIPE.learning_rate, CNN_RECIPE.epochs, steps)
+    return train_until(lambda: train_one_epoch(model, *data.train, optimizer, batch_size=CNN_RECIPE.batch_size,
+                                               generator=generator, scheduler=scheduler),
+                       lambda: evaluate(model, *data.test)[1], CNN_TARGET, CNN_RECIPE.epochs)
 
 
 def case_conventional_cnn() -> dict:

@@ -4,8 +4,8 @@ Profiles (with torch.profiler) one training step of the Phase 5 CNN, batch 128, 
 ways, in one run:
   textbook:  conv -> ReLU -> pool as the plan draws it, contiguous (NCHW) tensors, Adam's
              default multi-tensor step;
-  project:   04_improved_model.py as it is: pool before ReLU (identical results), channels-last,
-             fused Adam.
+  project:   as 04_improved_model.py trains it (mnist_common.build_model): pool before ReLU
+             (identical results), channels-last, fused Adam.
 and prints each one's slowest operators and its milliseconds per step.
 
 Run:   python benchmarks/profile_step.py      (about 30 seconds)
@@ -22,16 +22,13 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
-import mnist_common  # noqa: E402
-
-phase3 = mnist_common.load_script("03_train_model")
-phase5 = mnist_common.load_script("04_improved_model")
+from mnist_common import CNN, build_model, make_optimizer  # noqa: E402
 
 BATCH_SIZE = 128
 STEPS = 10  # profiled steps, after 3 warm-up steps
 
 
-class TextbookCNN(phase5.CNN):
+class TextbookCNN(CNN):
     """The same weights and layers, in the order the plan draws them: ReLU before pooling."""
 
     def forward(self, x):
@@ -44,8 +41,8 @@ def setups():
     torch.manual_seed(0)
     textbook = TextbookCNN()
     yield "textbook", textbook, torch.optim.Adam(textbook.parameters(), lr=1e-3)
-    project = phase5.build_model({"dropout": phase5.DROPOUT})
-    yield "project", project, phase3.make_optimizer("adam", project, 1e-3)
+    project = build_model({"name": "CNN", "dropout": 0.25})
+    yield "project", project, make_optimizer("adam", project, 1e-3)
 
 
 def train_step(model, optimizer, x, y) -> None:

@@ -1,12 +1,31 @@
-"""Shared fixtures: the real data once per session, the numbered scripts as modules, and a
-short MLP training run whose checkpoint several tests inspect. Every output goes to tmp."""
+"""Shared fixtures: the real data once per session, the numbered scripts, and short training
+runs whose checkpoints several tests inspect. Every output goes to a temporary folder.
 
+The numbered scripts are story files, not a library: nothing imports them except these tests,
+which load each one from its path (a file named 03_train_model.py cannot be imported with a
+plain `import`) to call its main() with a small configuration.
+"""
+
+import importlib.util
 import shutil
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 import mnist_common
 from mnist_common import MnistSplits
+
+SCRIPTS = mnist_common.ROOT
+
+
+def script(filename: str):
+    """Load a numbered script as a module (its main() does not run)."""
+    path = SCRIPTS / filename
+    spec = importlib.util.spec_from_file_location(path.stem.replace("-", "_"), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")
@@ -28,48 +47,50 @@ def subset(data: MnistSplits, n_train: int, n_eval: int) -> MnistSplits:
 
 
 @pytest.fixture(scope="session")
-def phase1():
-    return mnist_common.load_script("01_explore_mnist")
+def explore_mnist():
+    return script("01_explore_mnist.py")
 
 
 @pytest.fixture(scope="session")
-def phase2():
-    return mnist_common.load_script("02_simple_nn")
+def simple_nn():
+    return script("02_simple_nn.py")
 
 
 @pytest.fixture(scope="session")
-def phase3():
-    return mnist_common.load_script("03_train_model")
+def train_model():
+    return script("03_train_model.py")
 
 
-def run_into_tmp(main, tmp_path_factory, name: str, **settings) -> dict:
+@pytest.fixture(scope="session")
+def improved_model():
+    return script("04_improved_model.py")
+
+
+@pytest.fixture(scope="session")
+def understand_model():
+    return script("05_understand_model.py")
+
+
+def run_into_tmp(main, tmp_path_factory, name: str, **kwargs) -> dict:
     """Call a script's main() with its figures and models sent to a fresh temporary folder."""
     root = tmp_path_factory.mktemp(name)
-    result = main(out_dir=root / "visualizations", models_dir=root / "models", **settings)
+    result = main(out_dir=root / "visualizations", models_dir=root / "models", **kwargs)
     result["root"] = root
     return result
 
 
 @pytest.fixture(scope="session")
-def trained_mlp(phase3, tmp_path_factory):
+def trained_mlp(train_model, tmp_path_factory):
     """03's main() with 3 epochs instead of 10."""
-    return run_into_tmp(phase3.main, tmp_path_factory, "mlp_run", epochs=3)
+    return run_into_tmp(train_model.main, tmp_path_factory, "mlp_run",
+                        settings=replace(train_model.settings_from_knobs(), epochs=3))
 
 
 @pytest.fixture(scope="session")
-def phase5():
-    return mnist_common.load_script("04_improved_model")
-
-
-@pytest.fixture(scope="session")
-def trained_cnn(phase5, tmp_path_factory):
+def trained_cnn(improved_model, tmp_path_factory):
     """04's main() with a 2-epoch schedule, into an empty folder (so it finds no mlp.pt)."""
-    return run_into_tmp(phase5.main, tmp_path_factory, "cnn_run", epochs=2)
-
-
-@pytest.fixture(scope="session")
-def phase6():
-    return mnist_common.load_script("05_understand_model")
+    return run_into_tmp(improved_model.main, tmp_path_factory, "cnn_run",
+                        settings=replace(improved_model.settings_from_knobs(), epochs=2))
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +98,7 @@ def models_dir(trained_mlp, trained_cnn, tmp_path_factory):
     """A models folder holding the short runs' mlp.pt and cnn.pt and their experiment logs."""
     folder = tmp_path_factory.mktemp("models")
     for result in (trained_mlp, trained_cnn):
-        shutil.copy(result["checkpoint"], folder / result["checkpoint"].name)
+        shutil.copy(result["checkpoint"], folder / Path(result["checkpoint"]).name)
         with open(result["root"] / "models" / "experiments.csv") as src, \
                 open(folder / "experiments.csv", "a") as dst:
             lines = src.readlines()
@@ -86,7 +107,7 @@ def models_dir(trained_mlp, trained_cnn, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def analysis(phase6, models_dir, tmp_path_factory):
+def analysis(understand_model, models_dir, tmp_path_factory):
     """05's full analysis with a two-point FGSM sweep, into a temporary folder."""
     out = tmp_path_factory.mktemp("understand")
-    return phase6.main(out_dir=out, models_dir=models_dir, epsilons=[0.0, 0.3])
+    return understand_model.main(out_dir=out, models_dir=models_dir, epsilons=[0.0, 0.3])

@@ -3,8 +3,8 @@
 import torch
 
 
-def test_explore_writes_every_figure(phase1, tmp_path, capsys):
-    result = phase1.main(out_dir=tmp_path)
+def test_explore_writes_every_figure(explore_mnist, tmp_path, capsys):
+    result = explore_mnist.main(out_dir=tmp_path)
     out = capsys.readouterr().out
     assert len(result["figures"]) == 7
     for path in result["figures"]:
@@ -16,15 +16,15 @@ def test_explore_writes_every_figure(phase1, tmp_path, capsys):
     assert result["rule_accuracy"] > 0.9
 
 
-def test_template_matching_recognises_the_templates_themselves(phase1):
+def test_template_matching_recognises_the_templates_themselves(explore_mnist):
     means = torch.rand(10, 28, 28)
     images = (means * 255).to(torch.uint8)
-    per_digit, overall = phase1.template_matching(means, images, torch.arange(10))
+    per_digit, overall = explore_mnist.template_matching(means, images, torch.arange(10))
     assert overall == 1.0 and torch.all(per_digit == 1)
 
 
-def test_centre_ink_measures_the_middle(phase1):
+def test_centre_ink_measures_the_middle(explore_mnist):
     image = torch.zeros(1, 28, 28, dtype=torch.uint8)
     image[0, 12:16, 12:16] = 255
-    assert phase1.centre_ink(image, box=4, ink_level=128).item() == 1.0
-    assert phase1.centre_ink(image, box=8, ink_level=128).item() == 16 / 64
+    assert explore_mnist.centre_ink(image, box=4, ink_level=128).item() == 1.0
+    assert explore_mnist.centre_ink(image, box=8, ink_level=128).item() == 16 / 64

@@ -1,12 +1,18 @@
-"""03_train_model.py: training reaches the threshold, and its safety nets work."""
+"""03_train_model.py and the training loop it uses: the threshold, and the safety nets."""
 
 import csv
+from dataclasses import replace
 
 import pytest
 import torch
 
 import mnist_common
+import mnist_common.training as training
 from conftest import subset
+from mnist_common import MLPSettings, SimpleNN, build_model, evaluate, fit, predict_logits
+
+TINY = MLPSettings(epochs=5, batch_size=100, learning_rate=1e-3, optimizer="adam", hidden_sizes=(128,),
+                   activation="relu", dropout=0.0, batch_norm=False, weight_decay=0.0, seed=0)
 
 
 def test_short_training_run_reaches_97_percent(trained_mlp):
@@ -15,28 +21,29 @@ def test_short_training_run_reaches_97_percent(trained_mlp):
     assert (trained_mlp["root"] / "visualizations" / "03_training_curves.png").exists()
 
 
-def test_checkpoint_round_trip_gives_identical_predictions(trained_mlp, phase2, phase3, data):
+def test_checkpoint_round_trip_gives_identical_predictions(trained_mlp, data):
     path = trained_mlp["checkpoint"]
     checkpoint = mnist_common.load_checkpoint(path, "03_train_model.py")
     assert checkpoint["metrics"]["test_acc"] == trained_mlp["test_acc"]
-    assert checkpoint["parameters"] == 101_770 and "learning_rate" in checkpoint["hyperparameters"]
+    assert checkpoint["parameters"] == 101_770 and checkpoint["settings"]["learning_rate"] == 0.001
+    assert checkpoint["settings"]["hidden_sizes"] == [128] and checkpoint["script"] == "03_train_model.py"
     assert not list(path.parent.glob("*.part"))  # written under a temporary name, then renamed
-    model = mnist_common.load_weights(phase3.build_model(checkpoint["arch"]), checkpoint, path)
+    model = mnist_common.load_weights(build_model(checkpoint["arch"]), checkpoint, path)
     images = data.test[0][:500]
-    assert torch.equal(phase3.predict_logits(model, images), phase3.predict_logits(trained_mlp["model"], images))
+    assert torch.equal(predict_logits(model, images), predict_logits(trained_mlp["model"], images))
 
 
-def test_wrong_architecture_is_one_line_naming_both(trained_mlp, phase2):
+def test_wrong_architecture_is_one_line_naming_both(trained_mlp):
     path = trained_mlp["checkpoint"]
     checkpoint = mnist_common.load_checkpoint(path, "03_train_model.py")
     with pytest.raises(mnist_common.LearnerError) as error:
-        mnist_common.load_weights(phase2.SimpleNN([64]), checkpoint, path)
+        mnist_common.load_weights(SimpleNN([64]), checkpoint, path)
     message = str(error.value)
     assert "hidden_sizes=[128]" in message and "hidden_sizes=[64]" in message and "\n" not in message
 
 
 def test_missing_and_foreign_checkpoints_are_clear_errors(tmp_path):
-    with pytest.raises(mnist_common.LearnerError, match="run `python 03_train_model.py` first"):
+    with pytest.raises(mnist_common.LearnerError, match=r"run `python 03_train_model\.py` first"):
         mnist_common.load_checkpoint(tmp_path / "mlp.pt", "03_train_model.py")
     (tmp_path / "junk.pt").write_bytes(b"this is not a checkpoint")
     with pytest.raises(mnist_common.LearnerError, match="not a readable checkpoint"):
@@ -51,38 +58,55 @@ def test_experiment_log_gains_a_row_per_run(trained_mlp):
         rows = list(csv.DictReader(f))
     assert len(rows) == 1
     assert float(rows[0]["test_acc"]) == pytest.approx(trained_mlp["test_acc"], abs=1e-4)
-    assert rows[0]["epochs_run"] == "3"
+    assert rows[0]["epochs_run"] == "3" and '"learning_rate": 0.001' in rows[0]["settings"]
 
 
-def test_early_stopping_stops_and_restores_the_best_weights(phase2, phase3, data):
+def test_early_stopping_stops_and_restores_the_best_weights(data, monkeypatch):
     small = subset(data, 2_000, 1_000)
-    generator = mnist_common.set_seed(0)
-    model = phase2.SimpleNN()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # nothing ever improves after epoch 1
-    history = phase3.fit(model, small, optimizer, epochs=10, batch_size=100, generator=generator, patience=2)
-    assert history["stopped_early"] and len(history["val_acc"]) == 3 and history["best_epoch"] == 1
+    real_evaluate, calls = training.evaluate, []
+
+    def best_at_epoch_1(model, images, labels):  # validation gets worse after the first epoch
+        loss, _ = real_evaluate(model, images, labels)
+        calls.append(1)
+        return loss, 0.9 - 0.01 * len(calls)
+
+    monkeypatch.setattr(training, "evaluate", best_at_epoch_1)
+    mnist_common.set_seed(0)
+    model = SimpleNN()
+    after_epoch_1 = {}
+    real_epoch = training.train_one_epoch
+
+    def remember(*args, **kwargs):
+        result = real_epoch(*args, **kwargs)
+        if not after_epoch_1:
+            after_epoch_1.update({k: v.clone() for k, v in model.state_dict().items()})
+        return result
+
+    monkeypatch.setattr(training, "train_one_epoch", remember)
+    history = fit(model, small, torch.optim.Adam(model.parameters()), replace(TINY, early_stopping_patience=2))
+    assert history.stop_reason == "early stopping" and history.epochs_run == 3 and history.best_epoch == 1
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in after_epoch_1.items())
 
 
-def test_nan_guard_fires_with_an_absurd_learning_rate(phase2, phase3, data):
+def test_nan_guard_fires_with_an_absurd_learning_rate(data):
     small = subset(data, 3_000, 500)
-    generator = mnist_common.set_seed(0)
-    model = phase2.SimpleNN()
+    model = SimpleNN()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e6)
-    with pytest.raises(phase3.DivergedError, match=r"learning rate \(1e\+06\) is too high"):
-        phase3.fit(model, small, optimizer, epochs=2, batch_size=50, generator=generator, learning_rate=1e6)
+    with pytest.raises(mnist_common.DivergedError, match=r"LEARNING_RATE = 1e\+06 is too high"):
+        fit(model, small, optimizer, replace(TINY, learning_rate=1e6, batch_size=50))
 
 
-def test_no_activation_is_a_linear_model(phase2):
-    model = phase2.SimpleNN(activation="none")
+def test_no_activation_is_a_linear_model():
+    model = SimpleNN(activation="none")
     x, y = torch.randn(4, 1, 28, 28), torch.randn(4, 1, 28, 28)
     # linear: f(x + y) = f(x) + f(y) - f(0)
     zero = torch.zeros(1, 1, 28, 28)
     assert torch.allclose(model(x + y), model(x) + model(y) - model(zero), atol=1e-5)
 
 
-def test_ctrl_c_keeps_the_best_weights_so_far(phase2, phase3, data, monkeypatch):
+def test_ctrl_c_keeps_the_best_weights_so_far(data, monkeypatch):
     small = subset(data, 2_000, 500)
-    real_epoch, calls = phase3.train_one_epoch, []
+    real_epoch, calls = training.train_one_epoch, []
 
     def interrupted_in_epoch_2(*args, **kwargs):
         calls.append(1)
@@ -90,17 +114,25 @@ def test_ctrl_c_keeps_the_best_weights_so_far(phase2, phase3, data, monkeypatch)
             raise KeyboardInterrupt
         return real_epoch(*args, **kwargs)
 
-    monkeypatch.setattr(phase3, "train_one_epoch", interrupted_in_epoch_2)
-    model = phase2.SimpleNN()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    history = phase3.fit(model, small, optimizer, epochs=5, batch_size=100, generator=mnist_common.set_seed(0))
-    assert history["interrupted"] and history["best_epoch"] == 1 and len(history["val_acc"]) == 1
-    _, accuracy = phase3.evaluate(model, *small.val)
-    assert accuracy == pytest.approx(history["best_val_acc"])  # the model holds epoch 1's weights
+    monkeypatch.setattr(training, "train_one_epoch", interrupted_in_epoch_2)
+    model = SimpleNN()
+    history = fit(model, small, torch.optim.Adam(model.parameters(), lr=1e-3), TINY)
+    assert history.stop_reason == "Ctrl-C" and history.best_epoch == 1 and history.epochs_run == 1
+    _, accuracy = evaluate(model, *small.val)
+    assert accuracy == pytest.approx(history.best_val_acc)  # the model holds epoch 1's weights
 
     calls.clear()
     calls.append(1)  # the next call is "epoch 2" again: an interrupt before any epoch finished
-    fresh = phase2.SimpleNN()
+    fresh = SimpleNN()
     with pytest.raises(KeyboardInterrupt):
-        phase3.fit(fresh, small, torch.optim.Adam(fresh.parameters()), epochs=5, batch_size=100,
-                   generator=mnist_common.set_seed(0))
+        fit(fresh, small, torch.optim.Adam(fresh.parameters()), TINY)
+
+
+def test_an_experiment_trains_each_variant_and_draws_one_figure(train_model, data, tmp_path):
+    settings = replace(train_model.settings_from_knobs(), epochs=1)
+    result = train_model.run_experiment("dropout", settings, subset(data, 10_000, 2_000), torch.device("cpu"),
+                                        "fp32", tmp_path, tmp_path)
+    assert list(result["results"]) == ["dropout = 0.0", "dropout = 0.3"]
+    assert all(r["val_acc"] > 0.8 for r in result["results"].values())
+    assert result["figures"][0].name == "03_experiment_dropout.png" and result["figures"][0].exists()
+    assert len(mnist_common.read_experiments(tmp_path)) == 2

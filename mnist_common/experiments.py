@@ -1,0 +1,107 @@
+"""The experiment log, models/experiments.csv: one row per training run (the plan's "track your
+experiments" tip). Written leniently and read leniently: the log never costs a trained model.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+
+from .runtime import shown
+
+EXPERIMENT_LOG = "experiments.csv"  # inside the models folder
+LOG_COLUMNS = ["time", "script", "settings", "precision", "epochs_run", "best_val_acc", "test_acc",
+               "parameters", "train_seconds"]
+NUMBERS = ("best_val_acc", "test_acc", "parameters", "train_seconds")  # columns that must parse as numbers
+
+
+def _header_of(path: Path) -> list[str] | None:
+    """The first row of the log, or None when the file is missing or empty."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with open(path, newline="") as f:
+        return next(csv.reader(f), None)
+
+
+def log_experiment(models_dir: Path, script: str, settings: dict, precision: str, epochs_run: int,
+                   best_val_acc: float, test_acc: float, parameters: int, train_seconds: float) -> Path | None:
+    """Append one row to models/experiments.csv; a problem with the log is a warning, never an error."""
+    path = Path(models_dir) / EXPERIMENT_LOG
+    row = [time.strftime("%Y-%m-%d %H:%M:%S"), script, json.dumps(settings, sort_keys=True), precision,
+           epochs_run, f"{best_val_acc:.4f}", f"{test_acc:.4f}", parameters, f"{train_seconds:.1f}"]
+    try:
+        header = _header_of(path)
+        if header is not None and header != LOG_COLUMNS:  # an older or hand-made log: keep it aside
+            aside = path.with_name("experiments.old.csv")
+            os.replace(path, aside)
+            warnings.warn(f"{shown(path)} had other columns; moved it to {shown(aside)} and started a new log",
+                          stacklevel=2)
+            header = None
+        with open(path, "a", newline="") as f:
+            writer = csv.writer(f)
+            if header is None:
+                writer.writerow(LOG_COLUMNS)
+            writer.writerow(row)
+    except OSError as error:
+        warnings.warn(f"could not add this run to {shown(path)} ({error.strerror or error}); the model "
+                      "itself is saved", stacklevel=2)
+        return None
+    return path
+
+
+def read_experiments(models_dir: Path) -> list[dict]:
+    """Every readable logged run, best validation accuracy first; unreadable rows are skipped
+    with one warning that names their line numbers."""
+    path = Path(models_dir) / EXPERIMENT_LOG
+    try:
+        with open(path, newline="") as f:
+            lines = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+    if not lines or lines[0] != LOG_COLUMNS:
+        return []
+    rows, bad = [], []
+    for number, values in enumerate(lines[1:], start=2):
+        row = dict(zip(LOG_COLUMNS, values))
+        try:
+            if len(values) != len(LOG_COLUMNS):
+                raise ValueError
+            row.update({key: float(row[key]) for key in NUMBERS})
+            row["settings"] = json.loads(row["settings"])
+        except ValueError:
+            bad.append(number)
+            continue
+        rows.append(row)
+    if bad:
+        warnings.warn(f"{shown(path)}: skipped unreadable line(s) {', '.join(map(str, bad))}", stacklevel=2)
+    return sorted(rows, key=lambda row: row["best_val_acc"], reverse=True)
+
+
+def varying_settings(rows: list[dict]) -> dict[str, set]:
+    """For each script, the names of the settings that differ between its logged runs."""
+    seen: dict[str, dict[str, set]] = {}
+    for row in rows:
+        values = seen.setdefault(row["script"], {})
+        for key, value in row["settings"].items():
+            values.setdefault(key, set()).add(json.dumps(value))
+    return {script: {key for key, v in values.items() if len(v) > 1} for script, values in seen.items()}
+
+
+def print_best_runs(models_dir: Path, n: int = 5) -> None:
+    """The best runs so far, ranked by VALIDATION accuracy (choosing by test accuracy would leak)."""
+    rows = read_experiments(models_dir)
+    if not rows:
+        return
+    varying = varying_settings(rows)
+    print(f"\nbest runs so far, ranked by validation accuracy ({len(rows)} logged in "
+          f"{shown(Path(models_dir) / EXPERIMENT_LOG)}; test accuracy shown beside, never used to choose):")
+    print(f"  {'val acc':>7}  {'test acc':>8}  {'params':>9}  {'seconds':>7}  {'script':<22} settings that differ")
+    for row in rows[:n]:
+        differ = " ".join(f"{key}={json.dumps(row['settings'][key])}" for key in sorted(varying[row["script"]])
+                          if key in row["settings"]) or "-"
+        print(f"  {row['best_val_acc']:7.2%}  {row['test_acc']:8.2%}  {int(row['parameters']):9,}  "
+              f"{row['train_seconds']:7.1f}  {row['script']:<22} {differ}")

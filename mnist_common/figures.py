@@ -1,0 +1,57 @@
+"""Figures that more than one script draws, and the one way every figure is written.
+
+Everything is drawn with matplotlib's Agg backend into files: nothing ever opens a window
+or waits for one, so every script runs the same from a terminal, a test or a CI machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # draw into files, never into a window: nothing blocks a run
+
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
+
+from .runtime import LearnerError, shown
+from .training import History
+
+DPI = 110
+
+
+def save_figure(fig, out_dir: Path, name: str) -> Path:
+    """Write a matplotlib figure as out_dir/name, close it, print and return the path."""
+    out_dir = Path(out_dir)
+    path = out_dir / name
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    except OSError as error:
+        raise LearnerError(f"could not write {shown(path)} ({error.strerror or error}): check that "
+                           f"{shown(out_dir)}/ is a writable folder") from None
+    finally:
+        plt.close(fig)
+    print(f"  wrote {shown(path)}")
+    return path
+
+
+def plot_curves(history: History, title: str):
+    """Loss and accuracy per epoch, training against validation, with the kept epoch marked."""
+    epochs = history.column("epoch")
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(12, 4))
+    loss_ax.plot(epochs, history.column("train_loss"), "o-", label="training (averaged over the epoch)")
+    loss_ax.plot(epochs, history.column("val_loss"), "o-", label="validation (after the epoch)")
+    loss_ax.set_ylabel("cross-entropy loss")
+    acc_ax.plot(epochs, [a * 100 for a in history.column("train_acc")], "o-", label="training")
+    acc_ax.plot(epochs, [a * 100 for a in history.column("val_acc")], "o-", label="validation")
+    acc_ax.axvline(history.best_epoch, color="gray", linestyle=":", label="best epoch (kept)")
+    acc_ax.set_ylabel("accuracy (%)")
+    for ax in (loss_ax, acc_ax):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return fig

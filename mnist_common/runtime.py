@@ -1,0 +1,148 @@
+"""Where things live, and how a run is set up: paths, errors, device, precision, seeds.
+
+Nothing here teaches deep learning; it is the plumbing every script shares, written once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# Paths come from this file's location, never from the working directory.
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / "data"  # the datasets, fetched on first use
+MODELS_DIR = ROOT / "models"  # checkpoints and the experiment log
+VIS_DIR = ROOT / "visualizations"  # figures
+
+DEVICE_ENV = "MNIST_DEVICE"  # cpu, cuda or mps: overrides the automatic choice of device
+PRECISION_ENV = "MNIST_PRECISION"  # fp32 or bf16: overrides the automatic choice of precision
+
+
+class LearnerError(Exception):
+    """A problem the learner can fix; shown as one line, without a traceback."""
+
+
+@contextlib.contextmanager
+def friendly_errors():
+    """Run a script's main(): a LearnerError becomes one line on stderr and exit code 1."""
+    try:
+        yield
+    except LearnerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        print("\nstopped by Ctrl-C", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def shown(path: Path) -> str:
+    """A path as a learner would type it: relative to the project when it lies inside."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def ensure_writable(folder: Path, what: str) -> Path:
+    """Create `folder` if needed and prove a file can be written there, before any long work.
+
+    `what` says what the folder is for ("checkpoints", "figures", "data"), for the message.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        raise LearnerError(f"cannot store {what} in {shown(folder)}/: {shown(blocker)} is a file, not a folder; "
+                           "move or rename it and run again") from None
+    except OSError as error:
+        raise LearnerError(f"cannot write {what} to {shown(folder)}/ ({error.strerror or error}): "
+                           "make the folder writable, or free some disk space, and run again") from None
+    return folder
+
+
+# ---------------------------------------------------------------------------------------
+# Device and precision: chosen once per run, printed with the reason.
+# ---------------------------------------------------------------------------------------
+def pick_device(verbose: bool = True) -> torch.device:
+    """CUDA if present, then Apple's MPS, then the CPU; $MNIST_DEVICE overrides."""
+    wanted = os.environ.get(DEVICE_ENV, "").strip().lower()
+    available = {
+        "cuda": torch.cuda.is_available(),
+        "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(),
+        "cpu": True,
+    }
+    if wanted:
+        if wanted not in available:
+            raise LearnerError(f"{DEVICE_ENV}={wanted} is not a device: use cpu, cuda or mps")
+        if not available[wanted]:
+            raise LearnerError(f"{DEVICE_ENV}={wanted} but this machine has no {wanted}: unset it")
+        choice, why = wanted, f"chosen by {DEVICE_ENV}"
+    else:
+        choice = next(name for name, ok in available.items() if ok)
+        why = {"cuda": "a CUDA GPU was found", "mps": "Apple's GPU (MPS) was found",
+               "cpu": "no CUDA or Apple GPU found; everything here runs fine on a CPU"}[choice]
+    device = torch.device(choice)
+    if verbose:
+        detail = torch.cuda.get_device_name(0) if choice == "cuda" else f"{torch.get_num_threads()} threads"
+        print(f"device: {choice} ({detail}): {why}")
+    return device
+
+
+def cpu_bf16_feature() -> str | None:
+    """The CPU feature that computes bf16 in hardware ("AMX" or "AVX512-BF16"), or None."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:  # macOS, Windows: no such file, and no native bf16 we can rely on
+        return None
+    if "amx_bf16" in flags:
+        return "AMX"
+    return "AVX512-BF16" if "avx512_bf16" in flags else None
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bf16 in hardware (AMX or AVX512-BF16); never emulate."""
+    return cpu_bf16_feature() is not None
+
+
+def pick_precision(device: torch.device, verbose: bool = True) -> str:
+    """The precision to TRAIN in: "bf16" where the hardware runs it natively, else "fp32".
+
+    Evaluation is always fp32 (see training.predict_logits), so accuracies never depend on it.
+    """
+    wanted = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if wanted:
+        if wanted not in ("fp32", "bf16"):
+            raise LearnerError(f"{PRECISION_ENV}={wanted} is not a precision: use fp32 or bf16")
+        precision, why = wanted, f"chosen by {PRECISION_ENV}"
+    elif device.type == "cuda" and torch.cuda.is_bf16_supported():
+        precision, why = "bf16", "this GPU computes bf16 natively"
+    elif device.type == "cpu" and cpu_has_native_bf16():
+        precision, why = "bf16", f"this CPU computes bf16 natively ({cpu_bf16_feature()})"
+    else:
+        precision, why = "fp32", "this hardware has no native bf16, and emulating it would be slower"
+    if verbose:
+        hint = ("; set MNIST_PRECISION=fp32 to reproduce the guide's numbers exactly" if precision == "bf16"
+                else "")
+        print(f"precision: {precision} for training ({why}); evaluation is always fp32{hint}")
+    return precision
+
+
+def autocast(device: torch.device, precision: str):
+    """Mixed precision: matrix products in bf16, everything delicate (losses, sums) in fp32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def set_seed(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a generator for shuffling batches."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
