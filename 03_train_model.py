@@ -131,7 +131,7 @@ def run_variant(settings: MLPSettings, data, device, precision, models_dir: Path
         run = train_mlp(settings, data, device, precision)
     except DivergedError as why:
         print(f"diverged: {why}")
-        return {"diverged": True}
+        return {"diverged": True, "history": why.history}
     run.test_loss, run.test_acc = evaluate(run.model, *data.test)
     _, train_acc = evaluate(run.model, *data.train)  # eval mode: dropout off, a fair comparison
     log_experiment(models_dir, "03_train_model.py", settings.as_record(), precision, run.history.epochs_run,
@@ -167,11 +167,12 @@ def plot_experiment(name: str, results: dict):
     """Training loss and validation accuracy per epoch, one line per variant."""
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(12, 4))
     for label, r in results.items():
-        if r["diverged"]:
-            continue
-        epochs = r["history"].column("epoch")
-        loss_ax.plot(epochs, r["history"].column("train_loss"), "o-", label=label)
-        acc_ax.plot(epochs, [a * 100 for a in r["history"].column("val_acc")], "o-", label=label)
+        history = r["history"]
+        if history is None or not history.epochs:
+            continue  # diverged before its first epoch ended: nothing to draw
+        style, label = ("x--", f"{label} (diverged)") if r["diverged"] else ("o-", label)
+        loss_ax.plot(history.column("epoch"), history.column("train_loss"), style, label=label)
+        acc_ax.plot(history.column("epoch"), [a * 100 for a in history.column("val_acc")], style, label=label)
     loss_ax.set_yscale("log")
     loss_ax.set_ylabel("training loss (log scale)")
     acc_ax.set_ylabel("validation accuracy (%)")
@@ -180,9 +181,8 @@ def plot_experiment(name: str, results: dict):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    diverged = [label for label, r in results.items() if r["diverged"]]
-    fig.suptitle(f"Experiment '{name}': the same network and data, one change at a time"
-                 + (f" (diverged, not drawn: {'; '.join(diverged)})" if diverged else ""))
+    fig.suptitle(f"Experiment '{name}': the same network and data, one change at a time "
+                 "(x: a run that diverged, up to its last finished epoch)")
     return fig
 
 

@@ -15,11 +15,13 @@ Next:    python 05_understand_model.py
 """
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from matplotlib.colors import PowerNorm
 
 from mnist_common import (
     CNN,
@@ -41,6 +43,7 @@ from mnist_common import (
     start_training,
     train_cnn,
 )
+from mnist_common.augment import shifted_accuracy
 
 # --- Hyperparameters (edit and re-run) ------------------------------------------------------
 EPOCHS = 3  # passes over the training images (2-15); the schedule below spans all of them
@@ -49,6 +52,7 @@ LEARNING_RATE = 0.005  # the PEAK of the one-cycle schedule, reached 30% of the 
 DROPOUT = 0.25  # share of the 128 dense neurons silenced during training (0.0-0.5)
 SEED = 0  # starting weights and batch order (any integer)
 FEATURE_MAP_DIGIT = 0  # index of the test image whose feature maps are drawn (0-9999)
+SHIFTS = [0, 2, 4, 6]  # pixels to move the test digits by, to test "recognises a 7 anywhere" (0-8)
 
 CHECKPOINT = "cnn.pt"
 MLP_CHECKPOINT = "mlp.pt"
@@ -98,91 +102,155 @@ def print_parameters(model: CNN, mlp_parameters: int) -> dict:
 
 
 # --- What the first layer learned -----------------------------------------------------------
-EDGE_TEMPLATES = {  # 3x3 patterns each filter is compared with (sign ignored)
-    "vertical edge": [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],
-    "horizontal edge": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
-    "diagonal edge /": [[0, 1, 2], [-1, 0, 1], [-2, -1, 0]],
-    "diagonal edge \\": [[2, 1, 0], [1, 0, -1], [0, -1, -2]],
-    "spot (centre vs surround)": [[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]],
-    "brightness (blob)": [[1, 1, 1], [1, 1, 1], [1, 1, 1]],
+TEMPLATES = {  # classic 3x3 patterns, and what a positive and a negative match mean
+    "vertical edge": ([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], "bright on the right", "bright on the left"),
+    "horizontal edge": ([[-1, -2, -1], [0, 0, 0], [1, 2, 1]], "bright below", "bright above"),
+    "diagonal edge /": ([[0, 1, 2], [-1, 0, 1], [-2, -1, 0]], "bright top right", "bright bottom left"),
+    "diagonal edge \\": ([[2, 1, 0], [1, 0, -1], [0, -1, -2]], "bright top left", "bright bottom right"),
+    "spot": ([[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]], "bright centre", "dark centre"),
+    "blob": ([[1, 1, 1], [1, 1, 1], [1, 1, 1]], "responds to brightness", "responds to darkness"),
 }
+RANDOM_FILTER_SEEDS = 200  # untrained first layers to compare the trained one with
 
 
-def describe_filters(weights: torch.Tensor) -> list[tuple[str, float]]:
-    """For each (1, 3, 3) filter: the template it resembles most, and how closely (|cosine|)."""
-    templates = torch.tensor(list(EDGE_TEMPLATES.values()), dtype=torch.float32).flatten(1)
-    templates = templates / templates.norm(dim=1, keepdim=True)
-    filters = weights.flatten(1)
-    similarity = (F.normalize(filters, dim=1) @ templates.T).abs()  # (32, 6)
-    best = similarity.max(1)
-    names = list(EDGE_TEMPLATES)
-    return [(names[i], s) for i, s in zip(best.indices.tolist(), best.values.tolist())]
+@dataclass
+class FilterMatch:
+    """The classic pattern a 3x3 filter resembles most, and how closely."""
+
+    pattern: str  # a key of TEMPLATES
+    polarity: str  # which way round: "bright on the right" or its opposite
+    similarity: float  # |cosine| between filter and pattern: 1 = the same shape, 0 = nothing alike
+
+    @property
+    def is_edge(self) -> bool:
+        return "edge" in self.pattern
 
 
-def plot_filters(weights: torch.Tensor, descriptions=None):
+def describe_filters(weights: torch.Tensor) -> list[FilterMatch]:
+    """For each (1, 3, 3) filter: the template it resembles most (by |cosine|), with its sign."""
+    templates = F.normalize(torch.tensor([t for t, _, _ in TEMPLATES.values()], dtype=torch.float32).flatten(1), dim=1)
+    cosine = F.normalize(weights.flatten(1), dim=1) @ templates.T  # (n, 6), signed
+    best = cosine.abs().max(1)
+    names = list(TEMPLATES)
+    return [FilterMatch(names[i], TEMPLATES[names[i]][1 if cosine[f, i] > 0 else 2], s)
+            for f, (i, s) in enumerate(zip(best.indices.tolist(), best.values.tolist()))]
+
+
+def filter_summary(matches: list[FilterMatch]) -> dict:
+    return {"edges": sum(m.is_edge for m in matches),
+            "similarity": sum(m.similarity for m in matches) / len(matches)}
+
+
+def random_filter_baseline(seeds: int = RANDOM_FILTER_SEEDS) -> dict:
+    """The same description applied to untrained first layers: what the labels give by chance."""
+    edges, similarity = [], []
+    generator = torch.Generator()
+    for seed in range(seeds):
+        generator.manual_seed(seed)
+        bound = 1 / 3  # PyTorch's default for a 3x3 filter over one channel: uniform in +-1/sqrt(9)
+        weights = (torch.rand(32, 1, 3, 3, generator=generator) * 2 - 1) * bound
+        summary = filter_summary(describe_filters(weights))
+        edges.append(summary["edges"])
+        similarity.append(summary["similarity"])
+    return {"edges": edges, "edges_mean": sum(edges) / seeds, "similarity_mean": sum(similarity) / seeds,
+            "similarity_max": max(similarity)}
+
+
+def plot_filters(weights: torch.Tensor, matches: list[FilterMatch]):
     """The first layer's filters as 3x3 images: red weights add brightness, blue subtract it."""
-    n = len(weights)
-    cols = 8
-    fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(cols * 1.6, (n // cols) * 1.9))
+    n, cols = len(weights), 8
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.0, rows * 2.6 + 0.8), layout="constrained")
     limit = weights.abs().max().item()
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
             ax.imshow(weights[i, 0].cpu().numpy(), cmap="bwr", vmin=-limit, vmax=limit)
-            if descriptions:
-                ax.set_title(f"{i}: {descriptions[i][0]}", fontsize=6.5)
-    title = "First-layer filters (red = positive weight, blue = negative)"
-    if descriptions:
-        edges = sum("edge" in kind for kind, _ in descriptions)
-        title += f": {edges} of {n} look most like an edge detector"
-    fig.suptitle(title)
+            m = matches[i]
+            ax.set_title(f"{i}: {m.pattern}\n{m.polarity}\nsimilarity {m.similarity:.2f}", fontsize=8.5,
+                         color="black" if m.similarity >= 0.75 else "dimgray")
+    summary = filter_summary(matches)
+    fig.suptitle(f"First-layer filters (red = positive weight, blue = negative). Closest classic pattern and its "
+                 f"similarity (|cosine|, 1 = same shape; grey: below 0.75)\n{summary['edges']} of {n} are closest "
+                 f"to an edge; mean similarity {summary['similarity']:.2f}", fontsize=11)
     return fig
 
 
-def plot_feature_maps(image: torch.Tensor, maps: torch.Tensor, title: str, cols: int = 8):
-    """One image and what each filter of a layer responds to in it (brighter = stronger).
+def plot_feature_maps(image: torch.Tensor, maps: torch.Tensor, title: str, dead: torch.Tensor, cols: int = 8):
+    """One image and what each filter of a layer responds to in it, all on ONE brightness scale.
 
-    The (n, h, w) maps are tiled into one mosaic, each scaled to its own maximum.
+    The (n, h, w) maps are tiled into one mosaic; a map that is zero everywhere is marked
+    "silent" (ReLU cut every value for this digit) or "dead" (silent for every test digit tried).
     """
     n, h, w = maps.shape
     rows, gap = -(-n // cols), max(1, h // 14)
-    scaled = (maps / maps.flatten(1).amax(1).clamp_min(1e-8)[:, None, None]).cpu()  # each map in 0-1
     tiles = torch.full((rows * cols, h + gap, w + gap), float("nan"))  # NaN: the gaps between maps
-    tiles[:n, :h, :w] = scaled
+    tiles[:n, :h, :w] = maps.cpu()
     mosaic = tiles.reshape(rows, cols, h + gap, w + gap).permute(0, 2, 1, 3).reshape(rows * (h + gap), -1)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(cols * 1.25 + 1.5, rows * 1.3),
-                                      gridspec_kw={"width_ratios": [1, cols]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(cols * 1.25 + 3, rows * 1.3 + 0.6),
+                                      gridspec_kw={"width_ratios": [1, cols]}, layout="constrained")
     left.imshow(image.squeeze().cpu().numpy(), cmap="gray")
     left.set_title("input", fontsize=9)
-    right.imshow(mosaic.numpy(), cmap=plt.get_cmap("viridis").with_extremes(bad="white"))
+    # one scale for every map, square-root spaced so that weak responses stay visible beside strong ones
+    scale = PowerNorm(gamma=0.5, vmin=0, vmax=max(maps.max().item(), 1e-8))
+    shown_maps = right.imshow(mosaic.numpy(), cmap=plt.get_cmap("viridis").with_extremes(bad="white"), norm=scale)
+    silent = maps.flatten(1).amax(1) <= 0
     for i in range(n):
-        right.text((i % cols) * (w + gap), (i // cols) * (h + gap), str(i), color="white", fontsize=6, va="top")
+        y, x = (i // cols) * (h + gap), (i % cols) * (w + gap)
+        right.text(x, y, str(i), color="white", fontsize=6, va="top")
+        if silent[i]:
+            right.text(x + w / 2, y + h / 2, "dead" if dead[i] else "silent", color="white", fontsize=7,
+                       ha="center", va="center")
     for ax in (left, right):
         ax.axis("off")
-    fig.suptitle(title)
+    fig.colorbar(shown_maps, ax=right, shrink=0.8, label="activation after ReLU (one square-root scale for all maps)")
+    fig.suptitle(f"{title}: {int(silent.sum())} of {n} silent for this digit, {int(dead.sum())} of them dead "
+                 "(silent for all 1,000 test digits tried)", fontsize=10)
     return fig
 
 
+@torch.no_grad()
+def dead_channels(model: CNN, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Channels of each layer that never fire (all zero after ReLU) on any of these images."""
+    first, second = model.feature_maps(images)
+    return first.amax((0, 2, 3)) <= 0, second.amax((0, 2, 3)) <= 0
+
+
 # --- Comparison with the simple network -------------------------------------------------------
-def load_mlp_summary(models_dir: Path, data):
-    """Test accuracy, parameters and training time of models/mlp.pt, or None when it is missing."""
+def load_mlp(models_dir: Path, data):
+    """models/mlp.pt on the data's device, with its checkpoint, or (None, None) when it is missing."""
     path = Path(models_dir) / MLP_CHECKPOINT
     if not path.exists():
         print(f"{missing_model_message(path, '03_train_model.py')} to compare with the simple network; "
               "carrying on with the CNN alone")
-        return None
+        return None, None
     model, checkpoint = load_model(path, "03_train_model.py")
-    model = model.to(data.test[1].device)
+    return model.to(data.test[1].device), checkpoint
+
+
+def load_mlp_summary(models_dir: Path, data):
+    """Test accuracy, parameters, training time and recipe of models/mlp.pt, or None when it is missing."""
+    model, checkpoint = load_mlp(models_dir, data)
+    if model is None:
+        return None
     _, accuracy = evaluate(model, *data.test)
-    return {"test_acc": accuracy, "parameters": count_parameters(model),
-            "train_seconds": checkpoint["train_seconds"]}
+    return {"test_acc": accuracy, "parameters": count_parameters(model), "train_seconds": checkpoint["train_seconds"],
+            "recipe": recipe_of(checkpoint["settings"]), "model": model}
+
+
+def recipe_of(settings: dict) -> str:
+    """How a model was trained, in a few words (from its checkpoint's settings)."""
+    if "optimizer" in settings:  # 03's MLP: a constant learning rate
+        schedule = f"{settings['optimizer']} at {settings['learning_rate']:g}"
+    else:  # 04's CNN: Adam with a one-cycle schedule
+        schedule = f"adam, one-cycle peaking at {settings['learning_rate']:g}"
+    return f"{settings['epochs']} epochs, batch {settings['batch_size']}, {schedule}"
 
 
 def plot_comparison(rows: dict):
     names = list(rows)
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
-    measures = [("test accuracy (%)", lambda r: r["test_acc"] * 100, "{:.2f}"),
-                ("test errors (of 10,000)", lambda r: round((1 - r["test_acc"]) * 10_000), "{:.0f}"),
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.9))
+    measures = [("test errors (of 10,000): fewer is better", lambda r: round((1 - r["test_acc"]) * 10_000), "{:.0f}"),
                 ("parameters", lambda r: r["parameters"], "{:,.0f}"),
                 ("training seconds", lambda r: r["train_seconds"], "{:.0f}")]
     for ax, (label, get, fmt) in zip(axes, measures):
@@ -190,9 +258,23 @@ def plot_comparison(rows: dict):
         bars = ax.bar(names, values, color=["tab:orange", "tab:blue"][: len(names)])
         ax.bar_label(bars, labels=[fmt.format(v) for v in values], fontsize=9)
         ax.set_title(label)
-        ax.margins(y=0.15)
-    axes[0].set_ylim(min(r["test_acc"] for r in rows.values()) * 100 - 1, 100)
-    fig.suptitle("Simple network (MLP) against the CNN, on the same 10,000 test images", y=1.04)
+        ax.set_ylim(0, max(values) * 1.18)
+    recipes = "; ".join(f"{name}: {row['recipe']}" for name, row in rows.items())
+    fig.suptitle(f"Simple network (MLP) against the CNN, on the same 10,000 test images\n({recipes})", y=1.06)
+    return fig
+
+
+def plot_shifts(shifts: list[int], table: dict):
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, accuracies in table.items():
+        ax.plot(shifts, [a * 100 for a in accuracies], "o-", label=name)
+    ax.set_xticks(shifts)
+    ax.set_xlabel("pixels the test digits are moved (up, down, left and right, averaged)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title("Does the network recognise a digit that is not centred?")
     return fig
 
 
@@ -214,35 +296,65 @@ def compare_with_mlp(run, parameters: dict, data, models_dir: Path) -> dict:
     """Key question 1: the CNN against the simple network, on the same test images."""
     print("\n== Compared with the simple network ==")
     rows = {"CNN": {"test_acc": run.test_acc, "parameters": parameters["total"],
-                    "train_seconds": run.history.train_seconds}}
+                    "train_seconds": run.history.train_seconds, "recipe": recipe_of(run.settings.as_record()),
+                    "model": run.model}}
     mlp = load_mlp_summary(models_dir, data)
     if mlp:
         rows = {"MLP": mlp, **rows}
-    print(f"{'':<5} {'test acc':>8} {'errors':>7} {'parameters':>11} {'train s':>8}")
+    print(f"{'':<5} {'test acc':>8} {'errors':>7} {'parameters':>11} {'train s':>8}  recipe")
     for name, row in rows.items():
         print(f"{name:<5} {row['test_acc']:>8.2%} {round((1 - row['test_acc']) * 10_000):>7} "
-              f"{row['parameters']:>11,} {row['train_seconds']:>8.1f}")
+              f"{row['parameters']:>11,} {row['train_seconds']:>8.1f}  {row['recipe']}")
     if mlp:
-        print(f"the CNN makes {(1 - mlp['test_acc']) / max(1 - run.test_acc, 1e-4):.1f}x fewer mistakes")
+        print(f"the CNN makes {(1 - mlp['test_acc']) / max(1 - run.test_acc, 1e-4):.1f}x fewer mistakes. The recipes "
+              "differ (each is its script's default), so this compares the two scripts as shipped, not the two "
+              "architectures under one recipe")
     return rows
 
 
-def show_filters(model: CNN) -> tuple[torch.Tensor, list]:
-    """Key question 3: what the first layer's filters resemble."""
+def shift_test(rows: dict, data, shifts: list[int]) -> dict:
+    """The plan says a CNN "recognizes a 7 anywhere": move the test digits and measure it."""
+    print("\n== Does the CNN recognise a digit anywhere? ==")
+    background = -data.mean / data.std  # a black pixel, normalized
+    table = {name: [shifted_accuracy(row["model"], *data.test, px, background) for px in shifts]
+             for name, row in rows.items()}
+    print(f"{'shifted by':>10}  " + "  ".join(f"{px:>4} px" for px in shifts))
+    for name, accuracies in table.items():
+        print(f"{name:>10}  " + "  ".join(f"{a:>6.1%}" for a in accuracies))
+    print("not anywhere: convolutions reuse each filter at every position, and pooling forgives a pixel or two, "
+          "but the dense layer after them learned where things sit in a centred digit. Training on moved digits "
+          "(06_beyond_99.py) is what teaches a network to read them")
+    return table
+
+
+def show_filters(model: CNN) -> tuple[torch.Tensor, list[FilterMatch], dict]:
+    """Key question 3: what the first layer's filters resemble, against untrained filters."""
     print("\n== What the first layer's filters detect ==")
     weights = model.conv1.weight.detach().float().cpu()  # (32, 1, 3, 3)
-    descriptions = describe_filters(weights)
-    kinds = Counter(kind for kind, _ in descriptions)
+    matches = describe_filters(weights)
+    kinds = Counter(m.pattern for m in matches)
     print("closest classic pattern for each of the 32 filters: "
           + ", ".join(f"{kind} {count}" for kind, count in kinds.most_common()))
+    trained, chance = filter_summary(matches), random_filter_baseline()
+    reach = sum(e >= trained["edges"] for e in chance["edges"]) / len(chance["edges"])
+    print(f"trained: {trained['edges']} of 32 closest to an edge, mean similarity {trained['similarity']:.2f}. "
+          f"Untrained (random) filters, {RANDOM_FILTER_SEEDS} draws: {chance['edges_mean']:.1f} edges on average "
+          f"(from {min(chance['edges'])} to {max(chance['edges'])}; {reach:.0%} of draws reach {trained['edges']}), "
+          f"mean similarity {chance['similarity_mean']:.2f}")
+    print(f"what the evidence supports: training leans the filters towards edges ({trained['edges']} against "
+          f"{chance['edges_mean']:.1f} by chance; four of the six patterns are edges, so random filters are often "
+          f"called edges too), but their shapes match the classic patterns only a little more closely than random "
+          f"ones do ({trained['similarity']:.2f} against {chance['similarity_mean']:.2f}): they are rough, mixed "
+          "detectors, not clean textbook edges. The feature maps show best what each one does.")
     print("what to look for: a filter with red on one side and blue on the other responds where "
           "brightness changes in that direction (an edge);\nin the feature maps, each bright area shows where "
           "in the digit that filter fired. The second layer combines edges into strokes, curves and corners.")
-    return weights, descriptions
+    return weights, matches, {"trained": trained, "random": chance}
 
 
-def main(settings: CNNSettings | None = None, feature_map_digit: int = FEATURE_MAP_DIGIT, out_dir: Path = VIS_DIR,
-         models_dir: Path = MODELS_DIR, data_dir: Path = DATA_DIR) -> dict:
+def main(settings: CNNSettings | None = None, feature_map_digit: int = FEATURE_MAP_DIGIT,
+         shifts: list[int] = SHIFTS, out_dir: Path = VIS_DIR, models_dir: Path = MODELS_DIR,
+         data_dir: Path = DATA_DIR) -> dict:
     settings = settings or settings_from_knobs()
     device, precision, data = start_training(models_dir, out_dir, data_dir)
 
@@ -253,27 +365,34 @@ def main(settings: CNNSettings | None = None, feature_map_digit: int = FEATURE_M
     if path:
         print(f"saved {shown(path)}")
     rows = compare_with_mlp(run, parameters, data, models_dir)
-    weights, descriptions = show_filters(run.model)
-    image = data.test[0][feature_map_digit:feature_map_digit + 1]
-    first, second = run.model.feature_maps(image)
-    label = data.test[1][feature_map_digit].item()
-
+    shifted = shift_test(rows, data, shifts)
+    weights, matches, filters = show_filters(run.model)
     print("\n== Figures ==")
     written = [
         save_figure(plot_curves(run.history, f"CNN: test accuracy {run.test_acc:.2%}"), out_dir,
                     "04_training_curves.png"),
-        save_figure(plot_filters(weights, descriptions), out_dir, "04_filters.png"),
-        save_figure(plot_feature_maps(image[0], first[0], f"First layer: 32 feature maps (28x28) of a {label}"),
-                    out_dir, "04_feature_maps_conv1.png"),
-        save_figure(plot_feature_maps(image[0], second[0], f"Second layer: 64 feature maps (14x14) of a {label}"),
-                    out_dir, "04_feature_maps_conv2.png"),
         save_figure(plot_comparison(rows), out_dir, "04_mlp_vs_cnn.png"),
+        save_figure(plot_shifts(shifts, shifted), out_dir, "04_shifted_digits.png"),
+        save_figure(plot_filters(weights, matches), out_dir, "04_filters.png"),
+        *draw_feature_maps(run.model, data, feature_map_digit, out_dir),
     ]
     print_best_runs(models_dir)
     print("\nNext: python 05_understand_model.py")
     return {"run": run, "model": run.model, "history": run.history, "test_acc": run.test_acc,
-            "test_loss": run.test_loss, "checkpoint": path, "parameters": parameters, "comparison": rows,
-            "figures": written, "precision": precision}
+            "test_loss": run.test_loss, "checkpoint": path, "parameters": parameters,
+            "comparison": {name: {k: v for k, v in row.items() if k != "model"} for name, row in rows.items()},
+            "shifted": shifted, "filters": filters, "figures": written, "precision": precision}
+
+
+def draw_feature_maps(model: CNN, data, index: int, out_dir: Path) -> list[Path]:
+    """Both layers' feature maps for one test digit, with silent and dead channels marked."""
+    image, label = data.test[0][index:index + 1], data.test[1][index].item()
+    first, second = model.feature_maps(image)
+    dead1, dead2 = dead_channels(model, data.test[0][:1000])
+    return [save_figure(plot_feature_maps(image[0], first[0], f"First layer: 32 feature maps (28x28) of a {label}",
+                                          dead1.cpu()), out_dir, "04_feature_maps_conv1.png"),
+            save_figure(plot_feature_maps(image[0], second[0], f"Second layer: 64 feature maps (14x14) of a {label}",
+                                          dead2.cpu()), out_dir, "04_feature_maps_conv2.png")]
 
 
 if __name__ == "__main__":

@@ -38,7 +38,6 @@ from mnist_common import (
     load_model,
     missing_model_message,
     pick_device,
-    pick_precision,
     predict_logits,
     read_experiments,
     save_figure,
@@ -48,13 +47,17 @@ from mnist_common.handwriting import predict_views, prepare_digit
 
 # --- Things to explore (edit and re-run) ---------------------------------------------------
 GALLERY_SIZE = 16  # images in each prediction gallery (8-32)
-SALIENCY_PER_DIGIT = 2  # examples of each digit in the saliency figure (1-4)
+SALIENCY_MISTAKES = 8  # mistakes in the saliency figure, most confident first (4-10)
+SMOOTHGRAD_SAMPLES = 32  # noisy copies averaged for each saliency map (16-64)
+SMOOTHGRAD_NOISE = 0.5  # their noise, in normalized pixel units (about 0.15 of the 0-1 range)
+SMOOTHGRAD_BLUR = 1.0  # the finished map is blurred over about this many pixels (0.5-2)
 CALIBRATION_BINS = 10  # confidence bins of the reliability diagram (5-20)
 EPSILONS = [0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3]  # FGSM pixel budgets (0-1 scale)
 FOOLED_EPSILON = 0.1  # the budget shown in the gallery of fooled digits
 SEED = 0  # which examples are picked for the figures
 
 PLAN_GUESSES = [(4, 9), (3, 5), (7, 1)]  # the plan's guesses at the most confused pairs
+SILENT_ACTIVITY = 0.01  # a channel firing less than 1% as much as the median channel counts as silent
 
 
 # --- 1-2. Predictions and confusions ----------------------------------------------------------
@@ -70,18 +73,17 @@ def confused_pairs(matrix: torch.Tensor) -> list[tuple[int, int, int]]:
 
 
 def plot_gallery(images, labels, probs, title, indices):
+    """Digits with the network's top answer and the probability it gave the TRUE digit."""
     cols = 8
     rows = (len(indices) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.7, rows * 2.1), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.75, rows * 2.3), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, indices):
-        top = probs[i].topk(2)
+        label, answer = labels[i].item(), probs[i].argmax().item()
         ax.imshow(images[i].squeeze().cpu().numpy(), cmap="gray")
-        right = top.indices[0].item() == labels[i].item()
-        ax.set_title(f"true {labels[i].item()}\n{top.indices[0].item()}: {top.values[0]:.0%}  "
-                     f"{top.indices[1].item()}: {top.values[1]:.0%}", fontsize=8,
-                     color="darkgreen" if right else "darkred")
+        ax.set_title(f"true {label}: {probs[i, label]:.0%}\nanswer {answer}: {probs[i, answer]:.0%}", fontsize=8.5,
+                     color="darkgreen" if answer == label else "darkred")
     fig.suptitle(title)
     return fig
 
@@ -119,44 +121,104 @@ def channel_selectivity(means: torch.Tensor) -> torch.Tensor:
     """(10, 64): how much more (>1) or less (<1) each channel fires for a digit than on average.
 
     Each digit's activations are first scaled to the same total, so digits with more ink (0, 8)
-    do not win every channel just by being brighter.
+    do not win every channel just by being brighter. A channel that (almost) never fires is NaN.
     """
     pattern = means / means.sum(1, keepdim=True).clamp_min(1e-8)  # each row sums to 1
-    return pattern / pattern.mean(0, keepdim=True).clamp_min(1e-8)
+    average = pattern.mean(0, keepdim=True)
+    selectivity = pattern / average.clamp_min(1e-12)
+    activity = means.mean(0)  # (64,) how much each channel fires at all
+    silent = activity < SILENT_ACTIVITY * activity.median()  # (almost) never fires: a ratio of nothing means nothing
+    selectivity[:, silent] = float("nan")
+    return selectivity
 
 
 def plot_channel_selectivity(selectivity):
-    fig, ax = plt.subplots(figsize=(15, 4))
-    im = ax.imshow(selectivity.numpy(), cmap="magma", aspect="auto", vmin=0, vmax=3)  # a rare channel can reach 9x
+    """Preference on a log scale centred on 1: red = fires more for that digit, blue = less."""
+    fig, ax = plt.subplots(figsize=(15, 4.2))
+    limit = 3.0  # a rare channel can reach 9x; beyond 3x (or below 1/3) the colour saturates
+    log_pref = torch.log2(selectivity.clamp(1 / 64, 64))
+    im = ax.imshow(log_pref.numpy(), cmap=plt.get_cmap("RdBu_r").with_extremes(bad="lightgray"), aspect="auto",
+                   vmin=-np.log2(limit), vmax=np.log2(limit))
+    dead = torch.isnan(selectivity[0]).nonzero().flatten().tolist()
+    for c in dead:
+        ax.text(c, 4.5, "silent", rotation=90, ha="center", va="center", fontsize=8)
     ax.set_yticks(range(10))
     ax.set_ylabel("digit")
     ax.set_xlabel("second-layer channel")
-    ax.set_title("How strongly each second-layer channel prefers each digit (1 = as much as for the average digit)")
-    fig.colorbar(im, ax=ax, shrink=0.8, label="preference (3 or more: brightest)")
+    ax.set_title("How strongly each second-layer channel prefers each digit (white = as much as for the average "
+                 "digit" + (f"; grey: {len(dead)} channel(s) that (almost) never fire" if dead else "")
+                 + ")")
+    bar = fig.colorbar(im, ax=ax, shrink=0.9, label="fires ... times as much as on average")
+    ticks = [1 / 3, 1 / 2, 1, 2, 3]
+    bar.set_ticks(np.log2(ticks), labels=["1/3 or less", "1/2", "1", "2", "3 or more"])
     return fig
 
 
 # --- 4. Where the network looks ---------------------------------------------------------------
-def saliency(model, images, targets) -> torch.Tensor:
-    """|d score_target / d pixel|: how much each pixel sways the score of the target digit."""
-    x = images.clone().requires_grad_(True)
-    scores = model(x).gather(1, targets[:, None]).sum()
-    (grad,) = torch.autograd.grad(scores, x)
-    return grad.abs().squeeze(1)  # (N, 28, 28)
+def smoothgrad(model, images, targets, samples: int = SMOOTHGRAD_SAMPLES, noise: float = SMOOTHGRAD_NOISE):
+    """d score_target / d pixel, averaged over noisy copies of each image (SmoothGrad).
+
+    A single gradient is speckled, because the network's answer is bumpy at the scale of one
+    pixel; averaging over copies with a little noise, then blurring over about a pixel, keeps
+    what is true of a neighbourhood.
+    Positive: more ink here would raise the target's score; negative: it would lower it.
+    """
+    total = torch.zeros_like(images)
+    generator = torch.Generator(device=images.device).manual_seed(0)
+    for _ in range(samples):
+        x = (images + noise * torch.randn(images.shape, generator=generator, device=images.device)).requires_grad_(True)
+        score = model(x).gather(1, targets[:, None]).sum()
+        total += torch.autograd.grad(score, x)[0]
+    average = total / samples  # (N, 1, 28, 28)
+    return F.conv2d(average, gaussian_kernel(SMOOTHGRAD_BLUR).to(average), padding="same").squeeze(1)  # (N, 28, 28)
 
 
-def plot_saliency(images, maps, labels, predictions):
-    per_digit = len(images) // 10  # the images come ordered by digit, per_digit of each
-    fig, axes = plt.subplots(10, 2 * per_digit, figsize=(2 * per_digit * 1.3, 10 * 1.35), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i in range(len(images)):
-        row, col = labels[i].item(), 2 * (i % per_digit)
-        axes[row, col].imshow(images[i].squeeze().cpu().numpy(), cmap="gray")
-        axes[row, col].set_title(f"{labels[i].item()} -> {predictions[i].item()}", fontsize=7)
-        axes[row, col + 1].imshow(maps[i].cpu().numpy(), cmap="hot")
-        axes[row, col + 1].set_title("saliency", fontsize=7)
-    fig.suptitle("Where the CNN looks: bright pixels change the true digit's score the most")
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    """A (1, 1, k, k) blur: the maps are read region by region, not pixel by pixel."""
+    radius = max(1, round(2 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    bump = torch.exp(-x**2 / (2 * sigma**2))
+    kernel = bump[:, None] * bump[None, :]
+    return (kernel / kernel.sum())[None, None]
+
+
+def show_overlay(ax, image, saliency_map, limit: float, title: str, colour: str = "black") -> None:
+    """The digit in light grey on white, with red where ink would raise the score and blue where it would lower it."""
+    ink = image.squeeze().cpu()
+    ink = (ink - ink.min()) / (ink.max() - ink.min()).clamp_min(1e-8)  # 0 background, 1 ink
+    ax.imshow(1 - 0.35 * ink.numpy(), cmap="gray", vmin=0, vmax=1)
+    values = saliency_map.cpu().numpy()
+    ax.imshow(values, cmap="bwr", vmin=-limit, vmax=limit, alpha=np.clip(np.abs(values) / limit, 0, 1))
+    ax.set_title(title, fontsize=8, color=colour)
+    ax.axis("off")
+
+
+def plot_saliency(right_examples: dict, wrong_examples: dict):
+    """Top: one digit of each kind and its map. Bottom: mistakes, mapped for the answer and for the truth."""
+    fig = plt.figure(figsize=(16, 8.4), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.15])
+    every = torch.cat([right_examples["maps"].flatten(), wrong_examples["maps_answer"].flatten(),
+                       wrong_examples["maps_truth"].flatten()]).abs()
+    limit = every.quantile(0.99).item()  # one colour scale for the whole figure; the top 1% saturate
+    axes = top.subplots(2, 10)
+    for i in range(10):
+        axes[0, i].imshow(right_examples["images"][i].squeeze().cpu().numpy(), cmap="gray")
+        axes[0, i].set_title(f"a {right_examples['labels'][i].item()}", fontsize=9)
+        axes[0, i].axis("off")
+        show_overlay(axes[1, i], right_examples["images"][i], right_examples["maps"][i], limit,
+                     f"map for {right_examples['labels'][i].item()}")
+    top.suptitle("Read correctly: red = more ink here would raise that digit's score, blue = it would lower it "
+                 "(SmoothGrad)", fontsize=11)
+    n = len(wrong_examples["images"])
+    axes = bottom.subplots(2, max(n, 1), squeeze=False)
+    for i in range(n):
+        answer, truth = wrong_examples["answers"][i].item(), wrong_examples["labels"][i].item()
+        show_overlay(axes[0, i], wrong_examples["images"][i], wrong_examples["maps_answer"][i], limit,
+                     f"read as {answer}: map for {answer}", "darkred")
+        show_overlay(axes[1, i], wrong_examples["images"][i], wrong_examples["maps_truth"][i], limit,
+                     f"true {truth}: map for {truth}", "darkgreen")
+    bottom.suptitle("Read wrongly: the map for the network's answer (top) against the map for the true digit (bottom)",
+                    fontsize=11)
     return fig
 
 
@@ -225,40 +287,50 @@ def calibration_report(val_logits, val_labels, test_logits, test_labels, bins) -
 
 
 def plot_confidence(probs, labels):
+    """How sure the network was, for its right and its wrong answers, as shares of each group."""
     confidence, predictions = probs.max(1)
     right = predictions == labels
-    fig, ax = plt.subplots(figsize=(8, 4))
-    bins = np.linspace(0.1, 1, 37)
-    ax.hist(confidence[right].numpy(), bins=bins, alpha=0.7, label=f"correct ({int(right.sum()):,})",
-            color="tab:green", density=True)
-    ax.hist(confidence[~right].numpy(), bins=bins, alpha=0.7, label=f"wrong ({int((~right).sum())})",
-            color="tab:red", density=True)
+    fig, ax = plt.subplots(figsize=(9, 4.3))
+    bins = np.linspace(0.1, 1, 19)  # 5% wide
+    for group, colour, name in ((right, "tab:green", "right"), (~right, "tab:red", "wrong")):
+        values = confidence[group].numpy()
+        ax.hist(values, bins=bins, weights=np.full(len(values), 100 / max(len(values), 1)), alpha=0.6,
+                color=colour, label=f"{name} answers ({len(values):,}); each bar: % of the {name} answers")
+    ax.set_yscale("log")
     ax.set_xlabel("top probability (the network's confidence)")
-    ax.set_ylabel("share of predictions (density)")
-    ax.set_title("Confidence when right and when wrong: mistakes are much less sure")
-    ax.legend()
+    ax.set_ylabel("share of the group (%, log scale)")
+    sure_wrong = (confidence[~right] > 0.9).float().mean().item()
+    ax.set_title(f"Right answers are nearly always sure ({(confidence[right] > 0.9).float().mean():.0%} above 90%); "
+                 f"yet {sure_wrong:.0%} of the mistakes are above 90% too")
+    ax.legend(loc="upper left", fontsize=8)
     return fig
 
 
 def plot_reliability(report: dict[str, Calibration]):
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 6), layout="constrained")
     for ax, name in zip(axes, ("before", "after")):
         r = report[name]
         centres = [(b.low + b.high) / 2 for b in r.table]
         width = r.table[0].high - r.table[0].low
-        ax.bar(centres, [b.accuracy for b in r.table], width=width * 0.9, color="tab:blue",
-               edgecolor="black", label="accuracy in the bin")
+        bars = ax.bar(centres, [b.accuracy for b in r.table], width=width * 0.9, color="tab:blue", alpha=0.7,
+                      edgecolor="black", label="accuracy in the bin")
+        for bar, b in zip(bars, r.table):  # how many predictions each bar rests on, written at its foot
+            ax.text(bar.get_x() + bar.get_width() / 2, 0.02, f"n={b.count:,}", rotation=90, ha="center", va="bottom",
+                    fontsize=8, color="white" if b.accuracy > 0.25 else "black")
         ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
         ax.plot([b.confidence for b in r.table], [b.accuracy for b in r.table], "o", color="tab:orange",
-                label="mean confidence vs accuracy")
+                label="mean confidence against accuracy")
         ax.set_title(f"{name} temperature scaling (T = {r.temperature:.2f})\nECE {r.test_ece:.4f}, "
                      f"test NLL {r.test_nll:.4f}")
         ax.set_xlabel("confidence")
         ax.set_ylabel("accuracy")
         ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.legend(loc="upper left", fontsize=8)
-    fig.suptitle("Reliability diagram of the CNN on the test set", y=1.03)
+        ax.set_ylim(0, 1.02)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=9)
+    top = report["before"].table[-1]
+    fig.suptitle(f"Reliability diagram of the CNN on the test set; n = predictions in each bin\n"
+                 f"({top.count:,} of {sum(b.count for b in report['before'].table):,} sit in the top bin, "
+                 "so the other bars rest on few images)")
     return fig
 
 
@@ -400,27 +472,38 @@ def section_features(cnn, images, labels, out_dir) -> dict:
     print("the first layer's filters and both layers' feature maps are drawn by 04_improved_model.py: "
           "visualizations/04_filters.png, 04_feature_maps_conv1.png and 04_feature_maps_conv2.png")
     selectivity = channel_selectivity(channel_means_per_digit(cnn, images, labels))
-    favourite = selectivity.argmax(0)  # (64,) the digit each channel prefers
+    favourite = selectivity.nan_to_num(0).argmax(0)  # (64,) the digit each channel prefers
+    alive = ~torch.isnan(selectivity[0])
     print("number of second-layer channels that prefer each digit: "
-          + ", ".join(f"{d}: {int((favourite == d).sum())}" for d in range(10)))
-    strongest = selectivity.max(0).values.argsort(descending=True)[:3].tolist()
+          + ", ".join(f"{d}: {int(((favourite == d) & alive).sum())}" for d in range(10)))
+    strongest = selectivity.nan_to_num(0).max(0).values.argsort(descending=True)[:3].tolist()
     print("most selective channels: " + ", ".join(
         f"{c} fires {selectivity[favourite[c], c]:.1f}x as much for {favourite[c].item()}s" for c in strongest))
+    dead = int(torch.isnan(selectivity[0]).sum())
+    if dead:
+        print(f"{dead} channel(s) (almost) never fire on the test digits: nearly every value they compute is "
+              "negative, so ReLU zeroes it (a \"dead\" channel, drawn grey)")
     print("look for: channels that fire mostly for one or two digits are detectors of parts "
           "(a closed loop, a long diagonal, a horizontal top bar)")
     figure = save_figure(plot_channel_selectivity(selectivity), out_dir, "05_channel_activity.png")
     return {"selectivity": selectivity, "figures": [figure]}
 
 
-def section_saliency(cnn, images, labels, predictions, out_dir) -> dict:
-    """4. Where in the image the CNN looks."""
+def section_saliency(cnn, images, labels, predictions, probs, out_dir) -> dict:
+    """4. Where in the image the CNN looks: SmoothGrad maps for right and for wrong answers."""
     print("\n== 4. Where the network looks ==")
-    picks = torch.cat([torch.nonzero(labels == d).squeeze(1)[:SALIENCY_PER_DIGIT] for d in range(10)])
-    maps = saliency(cnn, images[picks], labels[picks])
-    figure = save_figure(plot_saliency(images[picks], maps, labels[picks], predictions[picks]), out_dir,
-                         "05_saliency.png")
-    print("look for: saliency concentrates on the strokes, and on the empty places where ink would turn "
-          "the digit into another (the gap that separates a 4 from a 9)")
+    right_picks = torch.stack([torch.nonzero((labels == d) & (predictions == d)).squeeze(1)[0] for d in range(10)])
+    wrong = torch.nonzero(predictions != labels).squeeze(1)
+    wrong = wrong[probs[wrong].max(1).values.argsort(descending=True)][:SALIENCY_MISTAKES]
+    right_examples = {"images": images[right_picks], "labels": labels[right_picks],
+                      "maps": smoothgrad(cnn, images[right_picks], labels[right_picks])}
+    wrong_examples = {"images": images[wrong], "labels": labels[wrong], "answers": predictions[wrong],
+                      "maps_answer": smoothgrad(cnn, images[wrong], predictions[wrong]),
+                      "maps_truth": smoothgrad(cnn, images[wrong], labels[wrong])}
+    figure = save_figure(plot_saliency(right_examples, wrong_examples), out_dir, "05_saliency.png")
+    print("look for: red along the strokes that make the digit what it is, and blue in the places where ink "
+          "would make it another digit (closing the top of a 4 makes a 9). In the mistakes, compare the two maps: "
+          "the answer's map shows which strokes argued for it")
     return {"figures": [figure]}
 
 
@@ -439,6 +522,8 @@ def section_calibration(cnn, data, probs, right, out_dir) -> dict:
     t = report["after"].temperature
     print(f"temperature fitted on the validation set: T = {t:.3f} (T {'>' if t > 1 else '<'} 1: on validation "
           f"images the network was {'over' if t > 1 else 'under'}-confident)")
+    print("ECE: the expected calibration error (how far confidence is from accuracy, averaged over bins); "
+          "NLL: the negative log-likelihood, the average cross-entropy loss (lower is better for both)")
     for name, r in report.items():
         print(f"  {name:<6} ECE {r.test_ece:.4f}  test NLL {r.test_nll:.4f}  validation NLL {r.val_nll:.4f}")
     figures = [save_figure(plot_confidence(probs.cpu(), data.test[1].cpu()), out_dir, "05_confidence.png"),
@@ -518,9 +603,10 @@ def load_models(models_dir: Path, device, with_mlp: bool = True):
 def analyse(models_dir: Path, out_dir: Path, data_dir: Path, epsilons=EPSILONS, seed: int = SEED) -> dict:
     """The full analysis: a table of contents, one section per question."""
     device = pick_device()
-    pick_precision(device)  # said once, for the record: every number below is computed in fp32
     generator = set_seed(seed)
-    cnn, _, mlp = load_models(models_dir, device)
+    cnn, checkpoint, mlp = load_models(models_dir, device)
+    print(f"precision: every number below is computed in fp32 (the CNN was trained in "
+          f"{checkpoint.get('precision', 'fp32')})")
     data = load_mnist(data_dir=data_dir).to(device)
     images, labels = data.test
     results = section_predictions(cnn, data, generator, out_dir)
@@ -528,7 +614,7 @@ def analyse(models_dir: Path, out_dir: Path, data_dir: Path, epsilons=EPSILONS, 
     models = {"CNN": cnn} if mlp is None else {"MLP": mlp, "CNN": cnn}
     for section in (section_confusions(labels, predictions, out_dir),
                     section_features(cnn, images, labels, out_dir),
-                    section_saliency(cnn, images, labels, predictions, out_dir),
+                    section_saliency(cnn, images, labels, predictions, results["probs"], out_dir),
                     section_calibration(cnn, data, results["probs"], right, out_dir),
                     section_adversarial(models, data, right, predictions, epsilons, out_dir)):
         results["figures"] += section.pop("figures")

@@ -164,7 +164,12 @@ def one_cycle(optimizer, peak_learning_rate: float, epochs: int, steps_per_epoch
 # The training loop: the heart of Phase 3.
 # ---------------------------------------------------------------------------------------
 class DivergedError(LearnerError):
-    """The loss blew up (NaN, infinite, or far above where it started): the weights are garbage."""
+    """The loss blew up (NaN, infinite, or far above where it started): the weights are garbage.
+
+    `history` holds the epochs that finished before it happened (empty if none did).
+    """
+
+    history = None
 
 
 class LossWatch:
@@ -316,9 +321,9 @@ def fit(model, data: MnistSplits, optimizer, settings: TrainingSettings, precisi
             print(f"\nCtrl-C: stopping; keeping the best weights so far (epoch {history.best_epoch})")
             break
         except DivergedError as why:
-            raise _named(why, epoch, settings) from None
+            raise _named(why, epoch, settings, history) from None
         if val_acc <= AT_CHANCE:
-            raise _named(f"validation accuracy is {val_acc:.1%}, no better than guessing", epoch, settings)
+            raise _named(f"validation accuracy is {val_acc:.1%}, no better than guessing", epoch, settings, history)
         history.epochs.append(EpochStats(epoch, train_loss, train_acc, val_loss, val_acc,
                                          time.perf_counter() - start))
         improved = val_acc > history.best_val_acc
@@ -341,10 +346,13 @@ def fit(model, data: MnistSplits, optimizer, settings: TrainingSettings, precisi
     return history
 
 
-def _named(why, epoch: int, settings: TrainingSettings) -> DivergedError:
+def _named(why, epoch: int, settings: TrainingSettings, history: History) -> DivergedError:
+    """The one line a learner sees, carrying the epochs that did finish (for a figure)."""
     lr = settings.learning_rate
-    return DivergedError(f"the run diverged in epoch {epoch}: {why}. LEARNING_RATE = {lr:g} is too high "
-                         f"for this network; try {lr / 10:g}. Nothing was saved.")
+    error = DivergedError(f"the run diverged in epoch {epoch}: {why}. LEARNING_RATE = {lr:g} is too high "
+                          f"for this network; try {lr / 10:g}. Nothing was saved.")
+    error.history = history
+    return error
 
 
 def start_training(models_dir, out_dir, data_dir) -> tuple[torch.device, str, MnistSplits]:

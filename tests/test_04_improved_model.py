@@ -37,12 +37,26 @@ def test_pooling_before_relu_is_the_plans_network():
     assert torch.allclose(model(x), plan_order(x), atol=1e-6)
 
 
-def test_filter_descriptions_recognise_classic_kernels(improved_model):
+def test_filter_descriptions_recognise_classic_kernels_and_their_sign(improved_model):
     sobel_x = torch.tensor([[[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]])
     flipped_y = -torch.tensor([[[-1.0, -2, -1], [0, 0, 0], [1, 2, 1]]])
-    kinds = improved_model.describe_filters(torch.stack([sobel_x, flipped_y]))
-    assert kinds[0][0] == "vertical edge" and kinds[0][1] == pytest.approx(1.0)
-    assert kinds[1][0] == "horizontal edge"  # either polarity of an edge is the same detector
+    dark_blob = -torch.ones(1, 3, 3)
+    matches = improved_model.describe_filters(torch.stack([sobel_x, flipped_y, dark_blob]))
+    assert (matches[0].pattern, matches[0].polarity) == ("vertical edge", "bright on the right")
+    assert matches[0].similarity == pytest.approx(1.0)
+    assert (matches[1].pattern, matches[1].polarity) == ("horizontal edge", "bright above")
+    assert (matches[2].pattern, matches[2].polarity) == ("blob", "responds to darkness")
+
+
+def test_random_filters_are_often_called_edges_too(improved_model):
+    chance = improved_model.random_filter_baseline(seeds=50)
+    assert 12 < chance["edges_mean"] < 22 and 0.4 < chance["similarity_mean"] < 0.65
+
+
+def test_shift_test_and_filter_evidence_are_reported(trained_cnn):
+    shifted = trained_cnn["shifted"]["CNN"]
+    assert shifted[0] == pytest.approx(trained_cnn["test_acc"]) and shifted[0] > shifted[1] > shifted[2] > shifted[3]
+    assert trained_cnn["filters"]["trained"]["edges"] + 0 >= 0 and len(trained_cnn["filters"]["random"]["edges"]) == 200
 
 
 def test_short_training_run_reaches_99_percent(trained_cnn):
@@ -53,7 +67,7 @@ def test_short_training_run_reaches_99_percent(trained_cnn):
 def test_figures_land_in_the_given_folder(trained_cnn):
     names = {path.name for path in trained_cnn["figures"]}
     assert {"04_filters.png", "04_feature_maps_conv1.png", "04_feature_maps_conv2.png",
-            "04_training_curves.png", "04_mlp_vs_cnn.png"} <= names
+            "04_training_curves.png", "04_mlp_vs_cnn.png", "04_shifted_digits.png"} == names
     assert all(path.parent == trained_cnn["root"] / "visualizations" for path in trained_cnn["figures"])
 
 

@@ -1,0 +1,75 @@
+"""Moving digits around: shifts and rotations of whole batches, on whatever device they live.
+
+Used twice: to MEASURE robustness (does a network still read a digit moved 4 pixels to the
+left?) and to AUGMENT training (show the network a freshly moved copy of every image, every
+epoch). Everything works on normalized (N, 1, 28, 28) batches, with the background filled in
+as the normalized value of a black pixel, so a moved digit looks like any other MNIST digit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .training import predict_logits
+
+DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0))  # right, left, down, up: (rows, columns) per pixel
+
+
+def shift(images: torch.Tensor, rows: int, cols: int, background: float) -> torch.Tensor:
+    """Move every image `rows` pixels down and `cols` right (negative: up, left); what enters is background."""
+    out = torch.full_like(images, background)
+    height, width = images.shape[-2:]
+    src_r, dst_r = slice(max(0, -rows), height - max(0, rows)), slice(max(0, rows), height - max(0, -rows))
+    src_c, dst_c = slice(max(0, -cols), width - max(0, cols)), slice(max(0, cols), width - max(0, -cols))
+    out[..., dst_r, dst_c] = images[..., src_r, src_c]
+    return out
+
+
+def affine(images: torch.Tensor, degrees: torch.Tensor, scale: torch.Tensor, shift_px: torch.Tensor,
+           background: float) -> torch.Tensor:
+    """Rotate (degrees, anticlockwise), scale and shift (rows, cols in pixels) each image in one call.
+
+    degrees and scale are (N,), shift_px is (N, 2). One affine_grid + grid_sample for the whole batch:
+    no loop over images, and it runs wherever the batch is (CPU or GPU).
+    """
+    n, _, height, width = images.shape
+    angle = degrees * math.pi / 180
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale  # the grid maps output -> input
+    theta = torch.zeros(n, 2, 3, device=images.device, dtype=images.dtype)
+    theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = cos, -sin, sin, cos
+    theta[:, 0, 2] = -shift_px[:, 1] * 2 / width  # grid coordinates run from -1 to 1
+    theta[:, 1, 2] = -shift_px[:, 0] * 2 / height
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    # grid_sample fills with 0 outside the image: shift so that 0 is the background, then back
+    moved = F.grid_sample(images - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return moved + background
+
+
+def rotate(images: torch.Tensor, degrees: float, background: float) -> torch.Tensor:
+    """Every image turned by the same angle (anticlockwise, in degrees) about its centre."""
+    n = len(images)
+    angle = torch.full((n,), float(degrees), device=images.device)
+    return affine(images, angle, torch.ones(n, device=images.device), torch.zeros(n, 2, device=images.device),
+                  background)
+
+
+def accuracy(model, images: torch.Tensor, labels: torch.Tensor) -> float:
+    return (predict_logits(model, images).argmax(1) == labels).float().mean().item()
+
+
+def shifted_accuracy(model, images, labels, pixels: int, background: float) -> float:
+    """Accuracy on the images moved `pixels` in each of the four directions, averaged."""
+    if pixels == 0:
+        return accuracy(model, images, labels)
+    return sum(accuracy(model, shift(images, dr * pixels, dc * pixels, background), labels)
+               for dr, dc in DIRECTIONS) / len(DIRECTIONS)
+
+
+def rotated_accuracy(model, images, labels, degrees: float, background: float) -> float:
+    """Accuracy on the images turned by `degrees` clockwise and anticlockwise, averaged."""
+    if degrees == 0:
+        return accuracy(model, images, labels)
+    return sum(accuracy(model, rotate(images, sign * degrees, background), labels) for sign in (1, -1)) / 2
