@@ -240,7 +240,7 @@ def plot_zero_versus_eight(means, rule, box: int):
 
 
 # --- The story --------------------------------------------------------------------------
-def show_the_numbers(data, digit_to_print: int) -> torch.Tensor:
+def show_the_numbers(data, digit_to_print: int) -> tuple[torch.Tensor, tuple[float, float]]:
     """Splits, counts, one digit as numbers, and where MNIST centred its digits."""
     print("\n== The three splits ==")
     describe_splits(data)
@@ -251,7 +251,7 @@ def show_the_numbers(data, digit_to_print: int) -> torch.Tensor:
     row, col = centre_of_mass(train_images)
     print(f"MNIST scaled each digit to fit 20x20 pixels and centred its ink's centre of mass: on average at "
           f"row {row:.2f}, column {col:.2f} of the 28x28 grid (05 prepares your own digits the same way)")
-    return example
+    return example, (row, col)
 
 
 def show_normalization(train_images) -> tuple[float, float]:
@@ -295,7 +295,7 @@ def main(out_dir: Path = VIS_DIR, data_dir: Path = DATA_DIR, digit_to_print: int
     ensure_writable(out_dir, "figures")
     data = load_mnist(normalized=False, data_dir=data_dir)  # raw uint8 pixels, 0-255
     train_images, train_labels = data.train
-    example = show_the_numbers(data, digit_to_print)
+    example, centre = show_the_numbers(data, digit_to_print)
     mean, std = show_normalization(train_images)
     means = mean_images(train_images, train_labels)
     hard = show_hard_digits(data, means)
@@ -313,7 +313,7 @@ def main(out_dir: Path = VIS_DIR, data_dir: Path = DATA_DIR, digit_to_print: int
         save_figure(plot_zero_versus_eight(means, rule, centre_box), out_dir, "01_zero_vs_eight.png"),
     ]
     print(f"\nwrote {len(written)} figures. Next: python 02_simple_nn.py")
-    return {"data": data, "mean": mean, "std": std, "template_accuracy": hard["overall"],
+    return {"data": data, "mean": mean, "std": std, "centre": centre, "template_accuracy": hard["overall"],
             "closest_pairs": hard["closest"], "per_digit_accuracy": hard["per_digit"],
             "rule_threshold": rule["threshold"], "rule_accuracy": rule["test_accuracy"], "figures": written}
 

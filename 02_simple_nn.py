@@ -214,7 +214,7 @@ def show_forward_pass(model: SimpleNN, image: torch.Tensor, label: int, show: in
     print(f"output layer, ten scores = W2 h + b2, shape {tuple(scores.shape)}: "
           + " ".join(f"{v:+.3f}" for v in scores.tolist()))
     print("softmax of the scores: " + " ".join(f"{d}:{p:.3f}" for d, p in enumerate(values["softmax"].tolist())))
-    return {"silent_share": silent, "probs": values["softmax"]}
+    return {"silent_share": silent, "probs": values["softmax"], "pre_activations": pre, "scores": scores}
 
 
 def show_untrained_accuracy(model: SimpleNN, data, index: int, probs: torch.Tensor) -> float:
@@ -297,6 +297,8 @@ def main(out_dir: Path = VIS_DIR, data_dir: Path = DATA_DIR, hidden_sizes=HIDDEN
     return {"model": model, "parameters": count_parameters(model), "softmax": steps["probs"],
             "softmax_sum": steps["sum"], "scores_softmax": soft["probs"], "scores_sum": soft["sum"],
             "untrained_accuracy": untrained_acc, "silent_share": forward["silent_share"],
+            "example": {"index": index, "label": label, **forward}, "temperatures": {
+                t: softmax_with_temperature(PLAN_LOGITS, t) for t in TEMPERATURES},
             "collapse": collapse, "figures": written}
 
 

@@ -6,7 +6,9 @@ which load each one from its path (a file named 03_train_model.py cannot be impo
 plain `import`) to call its main() with a small configuration.
 """
 
+import contextlib
 import importlib.util
+import io
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -111,3 +113,24 @@ def analysis(understand_model, models_dir, tmp_path_factory):
     """05's full analysis with a two-point FGSM sweep, into a temporary folder."""
     out = tmp_path_factory.mktemp("understand")
     return understand_model.main(out_dir=out, models_dir=models_dir, epsilons=[0.0, 0.3])
+
+
+def run_quietly(main, **kwargs) -> dict:
+    """Call a script's main() and keep what it printed, as result["printed"]."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        result = main(**kwargs)
+    result["printed"] = printed.getvalue()
+    return result
+
+
+@pytest.fixture(scope="session")
+def explore_run(explore_mnist, tmp_path_factory):
+    """01's main(), once per session, figures into a temporary folder."""
+    return run_quietly(explore_mnist.main, out_dir=tmp_path_factory.mktemp("explore"))
+
+
+@pytest.fixture(scope="session")
+def simple_nn_run(simple_nn, tmp_path_factory):
+    """02's main(), once per session, figures into a temporary folder."""
+    return run_quietly(simple_nn.main, out_dir=tmp_path_factory.mktemp("simple_nn"))

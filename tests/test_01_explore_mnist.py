@@ -3,12 +3,11 @@
 import torch
 
 
-def test_explore_writes_every_figure(explore_mnist, tmp_path, capsys):
-    result = explore_mnist.main(out_dir=tmp_path)
-    out = capsys.readouterr().out
+def test_explore_writes_every_figure(explore_run):
+    result, out = explore_run, explore_run["printed"]
     assert len(result["figures"]) == 7
     for path in result["figures"]:
-        assert path.parent == tmp_path and path.stat().st_size > 10_000
+        assert path.parent == result["figures"][0].parent and path.stat().st_size > 10_000
     assert "54,000" in out and "6,000" in out and "10,000" in out
     assert 'A "7" as the network sees it' in out
     # the nearest-mean classifier is far better than chance and far worse than a network

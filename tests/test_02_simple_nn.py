@@ -65,8 +65,8 @@ def test_activation_gradients_match_the_formulas(simple_nn):
     assert torch.allclose(curves["tanh"][1], 1 - torch.tanh(x) ** 2)
 
 
-def test_main_writes_figures_and_an_untrained_model_is_near_chance(simple_nn, tmp_path):
-    result = simple_nn.main(out_dir=tmp_path)
+def test_main_writes_figures_and_an_untrained_model_is_near_chance(simple_nn_run):
+    result = simple_nn_run
     assert result["parameters"] == 101_770
     assert 0.02 < result["untrained_accuracy"] < 0.25
     assert [p.name for p in result["figures"]] == ["02_untrained_prediction.png", "02_softmax.png",
