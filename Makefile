@@ -11,6 +11,7 @@ STEPS := \
 	"02_simple_nn.py" \
 	"03_train_model.py" \
 	"03_train_model.py --experiment learning-rate" \
+	"03b_backprop_by_hand.py" \
 	"04_improved_model.py" \
 	"05_understand_model.py"
 

@@ -87,7 +87,8 @@ def test_phase_2_forward_pass_and_untrained_guess(simple_nn_run):
 
 
 @pytest.mark.parametrize("name", ["01_explore_mnist.py", "02_simple_nn.py", "03_train_model.py",
-                                  "04_improved_model.py", "05_understand_model.py"])
-def test_every_script_is_in_the_guide_and_the_readme(name):
+                                  "03b_backprop_by_hand.py", "04_improved_model.py", "05_understand_model.py"])
+def test_every_script_is_in_the_guide_the_readme_and_make_run(name):
     readme = (mnist_common.ROOT / "README.md").read_text()
-    assert name in GUIDE and name in readme
+    makefile = (mnist_common.ROOT / "Makefile").read_text()
+    assert name in GUIDE and name in readme and f'"{name}' in makefile
