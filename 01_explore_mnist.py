@@ -17,7 +17,16 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from mnist_common import DATA_DIR, VIS_DIR, ensure_writable, friendly_errors, load_mnist, pixel_stats, save_figure
+from mnist_common import (
+    DATA_DIR,
+    VIS_DIR,
+    ensure_writable,
+    friendly_errors,
+    load_mnist,
+    pixel_stats,
+    save_figure,
+    say,
+)
 
 # --- Things to explore (edit and re-run) ---------------------------------------------
 DIGIT_TO_PRINT = 7  # which digit to print as numbers in the terminal (0-9)
@@ -29,14 +38,14 @@ INK_LEVEL = 128  # a pixel brighter than this counts as ink (50-200)
 # --- Looking at the numbers ------------------------------------------------------------
 def describe_splits(data) -> None:
     """Print size, shape, dtype and value range of each split."""
-    print(f"{'split':<6} {'images':>7}  {'shape':<16} {'dtype':<12} {'min':>4} {'max':>4}  labels")
+    say(f"{'split':<6} {'images':>7}  {'shape':<16} {'dtype':<12} {'min':>4} {'max':>4}  labels")
     for name, (images, labels) in (("train", data.train), ("val", data.val), ("test", data.test)):
-        print(f"{name:<6} {len(images):>7,}  {tuple(images.shape)!s:<16} {images.dtype!s:<12} "
-              f"{images.min().item():>4} {images.max().item():>4}  {labels.dtype}, "
-              f"{labels.min().item()}-{labels.max().item()}")
+        say(f"{name:<6} {len(images):>7,}  {tuple(images.shape)!s:<16} {images.dtype!s:<12} "
+            f"{images.min().item():>4} {images.max().item():>4}  {labels.dtype}, "
+            f"{labels.min().item()}-{labels.max().item()}")
     total = sum(len(split[1]) for split in (data.train, data.val, data.test))
-    print(f"total  {total:>7,}  ({len(data.train[1]) / total:.0%} train, "
-          f"{len(data.val[1]) / total:.0%} validation, {len(data.test[1]) / total:.0%} test)")
+    say(f"total  {total:>7,}  ({len(data.train[1]) / total:.0%} train, "
+        f"{len(data.val[1]) / total:.0%} validation, {len(data.test[1]) / total:.0%} test)")
 
 
 def digit_counts(labels: torch.Tensor) -> torch.Tensor:
@@ -146,6 +155,8 @@ def plot_seven(image, label):
     ax.set_title(f'A "{label}" is 784 numbers: brightness 0 (black) to 255 (white)', fontsize=16)
     ax.set_xticks(range(0, 28, 4))
     ax.set_yticks(range(0, 28, 4))
+    ax.set_xlabel("column", fontsize=12)
+    ax.set_ylabel("row", fontsize=12)
     return fig
 
 
@@ -176,15 +187,15 @@ def plot_class_distribution(data):
     width = 0.27
     for offset, (name, split) in zip((-width, 0, width),
                                      (("train", data.train), ("validation", data.val), ("test", data.test))):
-        share = digit_counts(split[1]).float() / len(split[1])
+        share = digit_counts(split[1]).float() / len(split[1]) * 100
         ax.bar((torch.arange(10) + offset).numpy(), share.numpy(), width, label=f"{name} ({len(split[1]):,})")
-    ax.axhline(0.1, color="gray", linestyle=":", label="perfectly balanced (10%)")
+    ax.axhline(10, color="gray", linestyle=":", label="perfectly balanced (10%)")
     ax.set_xticks(range(10))
     ax.set_xlabel("digit")
-    ax.set_ylabel("share of the split")
-    ax.set_ylim(0, 0.14)
+    ax.set_ylabel("share of the split (%)")
+    ax.set_ylim(0, 16)
     ax.set_title("How often each digit appears: roughly balanced, and the same in every split")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", ncol=4, fontsize=8)
     return fig
 
 
@@ -202,7 +213,7 @@ def plot_similarity(distances, per_digit_accuracy, overall):
     left.set_xticks(range(10))
     left.set_yticks(range(10))
     left.set_title("Distance between mean images\n(small = the average shapes look alike)")
-    fig.colorbar(im, ax=left, shrink=0.8)
+    fig.colorbar(im, ax=left, shrink=0.8, label="distance (square root of the summed squared pixel differences)")
     bars = right.bar(range(10), per_digit_accuracy.numpy() * 100, color="tab:green")
     right.bar_label(bars, fmt="%.0f", fontsize=8)
     right.set_xticks(range(10))
@@ -249,8 +260,8 @@ def show_the_numbers(data, digit_to_print: int) -> tuple[torch.Tensor, tuple[flo
     example = train_images[train_labels == digit_to_print][0]
     print_as_numbers(example, digit_to_print)
     row, col = centre_of_mass(train_images)
-    print(f"MNIST scaled each digit to fit 20x20 pixels and centred its ink's centre of mass: on average at "
-          f"row {row:.2f}, column {col:.2f} of the 28x28 grid (05 prepares your own digits the same way)")
+    say(f"MNIST scaled each digit to fit 20x20 pixels and centred its ink's centre of mass: on average at "
+        f"row {row:.2f}, column {col:.2f} of the 28x28 grid (05 prepares your own digits the same way)")
     return example, (row, col)
 
 
@@ -259,8 +270,8 @@ def show_normalization(train_images) -> tuple[float, float]:
     mean, std = pixel_stats(train_images)
     print("\n== Normalization constants (computed from the training split) ==")
     print(f"mean brightness {mean:.4f}, standard deviation {std:.4f} (on the 0-1 scale)")
-    print(f"later scripts feed the network (pixel/255 - {mean:.4f}) / {std:.4f}: "
-          "inputs centred on 0 with spread 1, which makes training easier")
+    say(f"later scripts feed the network (pixel/255 - {mean:.4f}) / {std:.4f}: "
+        "inputs centred on 0 with spread 1, which makes training easier")
     return mean, std
 
 
@@ -271,11 +282,11 @@ def show_hard_digits(data, means) -> dict:
     masked = distances + torch.eye(10) * 1e9
     closest = sorted((masked[i, j].item(), i, j) for i in range(10) for j in range(i + 1, 10))[:3]
     print("\n== Why some digits are harder ==")
-    print("closest pairs of mean images: " + ", ".join(f"{i} and {j} ({d:.2f})" for d, i, j in closest))
-    print(f"nearest-mean-image classifier on the test split: {overall:.1%} overall; per digit: "
-          + ", ".join(f"{d}: {acc:.0%}" for d, acc in enumerate(per_digit.tolist())))
-    print(f"hardest for it: {per_digit.argsort()[:3].tolist()}; easiest: {per_digit.argmax().item()}. "
-          "A network must learn more than one average shape per digit.")
+    say("closest pairs of mean images: " + ", ".join(f"{i} and {j} ({d:.2f})" for d, i, j in closest))
+    say(f"nearest-mean-image classifier on the test split: {overall:.1%} overall; per digit: "
+        + ", ".join(f"{d}: {acc:.0%}" for d, acc in enumerate(per_digit.tolist())))
+    say(f"hardest for it: {per_digit.argsort()[:3].tolist()}; easiest: {per_digit.argmax().item()}. "
+        "A network must learn more than one average shape per digit.")
     return {"distances": distances, "per_digit": per_digit, "overall": overall, "closest": closest}
 
 
@@ -283,9 +294,9 @@ def show_zero_versus_eight(data, centre_box: int, ink_level: int) -> dict:
     """The plan's question 3, answered with a one-sentence rule and its measured accuracy."""
     rule = zero_versus_eight(data, centre_box, ink_level)
     print("\n== Telling a 0 from an 8 by hand ==")
-    print(f'rule: "if more than {rule["threshold"]:.0%} of the central {centre_box}x{centre_box} square is '
-          f'ink, it is an 8, else a 0" -> {rule["test_accuracy"]:.1%} right on the test 0s and 8s')
-    print("a hand-written rule gets far, but every rule has exceptions; a network finds its own rules")
+    say(f'rule: "if more than {rule["threshold"]:.0%} of the central {centre_box}x{centre_box} square is '
+        f'ink, it is an 8, else a 0" -> {rule["test_accuracy"]:.1%} right on the test 0s and 8s')
+    say("a hand-written rule gets far, but every rule has exceptions; a network finds its own rules")
     return rule
 
 

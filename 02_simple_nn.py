@@ -36,6 +36,7 @@ from mnist_common import (
     friendly_errors,
     load_mnist,
     save_figure,
+    say,
     set_seed,
 )
 
@@ -183,7 +184,7 @@ def plot_activations(x, curves):
         ax.axvline(0, color="gray", lw=0.5, zorder=0)
         ax.grid(alpha=0.3)
     top.legend(loc="upper left")
-    bottom.legend(loc="center right", bbox_to_anchor=(1.0, 0.62))
+    bottom.legend(loc="upper left")
     return fig
 
 
@@ -203,17 +204,17 @@ def show_forward_pass(model: SimpleNN, image: torch.Tensor, label: int, show: in
     pre, post, scores = values[names[1]], values[names[2]], values[names[-2]]
     print(f"\n== Forward propagation, one test image (a {label}) ==")
     pixels = values["input"]
-    print(f"input: 784 normalized pixels, from {pixels.min():.2f} (background) to {pixels.max():.2f} (ink)")
-    print(f"hidden layer, weighted sums z = W1 x + b1, shape {tuple(pre.shape)}; the first {show}: "
-          + " ".join(f"{v:+.3f}" for v in pre[:show].tolist()))
-    print(f"after {names[2].split(': ')[1]}, shape {tuple(post.shape)}; the same {show}: "
-          + " ".join(f"{v:+.3f}" for v in post[:show].tolist()))
+    say(f"input: 784 normalized pixels, from {pixels.min():.2f} (background) to {pixels.max():.2f} (ink)")
+    say(f"hidden layer, weighted sums z = W1 x + b1, shape {tuple(pre.shape)}; the first {show}: "
+        + " ".join(f"{v:+.3f}" for v in pre[:show].tolist()))
+    say(f"after {names[2].split(': ')[1]}, shape {tuple(post.shape)}; the same {show}: "
+        + " ".join(f"{v:+.3f}" for v in post[:show].tolist()))
     silent = (post == 0).float().mean().item()
-    print(f"{silent:.0%} of the {len(post)} hidden neurons output exactly 0 for this image "
-          "(the plan's \"about half\": ReLU silences every neuron whose sum is negative)")
-    print(f"output layer, ten scores = W2 h + b2, shape {tuple(scores.shape)}: "
-          + " ".join(f"{v:+.3f}" for v in scores.tolist()))
-    print("softmax of the scores: " + " ".join(f"{d}:{p:.3f}" for d, p in enumerate(values["softmax"].tolist())))
+    say(f"{silent:.0%} of the {len(post)} hidden neurons output exactly 0 for this image "
+        "(the plan's \"about half\": ReLU silences every neuron whose sum is negative)")
+    say(f"output layer, ten scores = W2 h + b2, shape {tuple(scores.shape)}: "
+        + " ".join(f"{v:+.3f}" for v in scores.tolist()))
+    say("softmax of the scores: " + " ".join(f"{d}:{p:.3f}" for d, p in enumerate(values["softmax"].tolist())))
     return {"silent_share": silent, "probs": values["softmax"], "pre_activations": pre, "scores": scores}
 
 
@@ -223,11 +224,11 @@ def show_untrained_accuracy(model: SimpleNN, data, index: int, probs: torch.Tens
     with torch.no_grad():
         accuracy = (model(test_images).argmax(1) == test_labels).float().mean().item()
     print("\n== An untrained prediction ==")
-    print(f"test image #{index} is a {test_labels[index].item()}; the network guesses {probs.argmax().item()} "
-          f"with only {probs.max():.1%}; on all {len(test_labels):,} test images it is right {accuracy:.1%} "
-          "of the time (a blind guess: 10%)")
-    print("why near 10%: the weights start as small random numbers, so all ten scores are close "
-          "to each other, and softmax of nearly equal scores is nearly 1/10 each. Nothing has been learned.")
+    say(f"test image #{index} is a {test_labels[index].item()}; the network guesses {probs.argmax().item()} "
+        f"with only {probs.max():.1%}; on all {len(test_labels):,} test images it is right {accuracy:.1%} "
+        "of the time (a blind guess: 10%)")
+    say("why near 10%: the weights start as small random numbers, so all ten scores are close "
+        "to each other, and softmax of nearly equal scores is nearly 1/10 each. Nothing has been learned.")
     return accuracy
 
 
@@ -235,23 +236,23 @@ def show_softmax() -> tuple[dict, dict]:
     """The plan's worked example, computed, and the plan's second example, corrected."""
     print("\n== Softmax, step by step (the plan's example) ==")
     steps = softmax_steps(PLAN_LOGITS)
-    print("step 1, exponentiate: " + ", ".join(f"e^{z:g} = {e:.2f}" for z, e in
-                                                zip(PLAN_LOGITS, steps["exps"].tolist())))
+    say("step 1, exponentiate: " + ", ".join(f"e^{z:g} = {e:.2f}" for z, e in
+                                              zip(PLAN_LOGITS, steps["exps"].tolist())))
     print(f"step 2, sum: {steps['sum']:.2f}")
-    print("step 3, divide: " + ", ".join(f"{d}: {p:.3f}" for d, p in enumerate(steps["probs"].tolist())))
-    print(f'the "7" gets {steps["probs"][7]:.3f}; they sum to {steps["probs"].sum():.6f}; '
-          f'torch.softmax agrees to {(steps["probs"] - torch.softmax(steps["logits"], 0)).abs().max():.1e}')
+    say("step 3, divide: " + ", ".join(f"{d}: {p:.3f}" for d, p in enumerate(steps["probs"].tolist())))
+    say(f'the "7" gets {steps["probs"][7]:.3f}; they sum to {steps["probs"].sum():.6f}; '
+        f'torch.softmax agrees to {(steps["probs"] - torch.softmax(steps["logits"], 0)).abs().max():.1e}')
     plain = torch.tensor(SCORES) / sum(SCORES)
     soft = softmax_steps(SCORES)
     print(f"\nscores {SCORES}: dividing by their sum gives [{', '.join(f'{p:.3f}' for p in plain)}]; "
           f"softmax gives [{', '.join(f'{p:.3f}' for p in soft['probs'])}] "
           f"(exponentials sum to {soft['sum']:.2f})")
-    print(f"softmax is more decisive: the top score's share grows from {plain[1]:.1%} to {soft['probs'][1]:.1%}."
-          f" A score higher by 1 always means e^1 = {torch.e:.2f} times the probability.")
+    say(f"softmax is more decisive: the top score's share grows from {plain[1]:.1%} to {soft['probs'][1]:.1%}."
+        f" A score higher by 1 always means e^1 = {torch.e:.2f} times the probability.")
     print("\n== Temperature ==")
     for t in TEMPERATURES:
         p = softmax_with_temperature(PLAN_LOGITS, t)
-        print(f"T = {t:<4g} -> '7' gets {p[7]:.3f}, '1' gets {p[1]:.3f}, the other eight share {1 - p[7] - p[1]:.3f}")
+        say(f"T = {t:<4g} -> '7' gets {p[7]:.3f}, '1' gets {p[1]:.3f}, the other eight share {1 - p[7] - p[1]:.3f}")
     return steps, soft
 
 
@@ -259,14 +260,14 @@ def show_collapse(seed: int, batch: torch.Tensor) -> dict:
     """Key question 3: without an activation, two layers are one."""
     print("\n== Activation functions ==")
     examples = torch.tensor(RELU_EXAMPLES)
-    print("ReLU: " + ", ".join(f"ReLU({x:g}) = {y:g}" for x, y in zip(RELU_EXAMPLES, F.relu(examples).tolist())))
+    say("ReLU: " + ", ".join(f"ReLU({x:g}) = {y:g}" for x, y in zip(RELU_EXAMPLES, F.relu(examples).tolist())))
     print("\n== Without an activation, two layers are one ==")
     collapse = linear_collapse(seed, batch)
-    print(f"784->128->10 with no activation versus one merged 784->10 layer (W = W2 W1, b = W2 b1 + b2): "
-          f"outputs differ by at most {collapse['max_difference']:.1e} (rounding)")
-    print(f"so its {collapse['two_layer_parameters']:,} parameters can only do what "
-          f"{collapse['merged_parameters']:,} do: a straight-line (linear) classifier. "
-          "03_train_model.py measures how well that does: python 03_train_model.py --experiment activation")
+    say(f"784->128->10 with no activation versus one merged 784->10 layer (W = W2 W1, b = W2 b1 + b2): "
+        f"outputs differ by at most {collapse['max_difference']:.1e} (rounding)")
+    say(f"so its {collapse['two_layer_parameters']:,} parameters can only do what "
+        f"{collapse['merged_parameters']:,} do: a straight-line (linear) classifier. "
+        "03_train_model.py measures how well that does: python 03_train_model.py --experiment activation")
     return collapse
 
 

@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
 from mnist_common import (
     DATA_DIR,
@@ -42,6 +42,7 @@ from mnist_common import (
     print_best_runs,
     save_figure,
     save_run,
+    say,
     shown,
     start_training,
     train_mlp,
@@ -91,13 +92,13 @@ def report_run(run, data) -> None:
     print(f"\nbest epoch {history.best_epoch} of {history.epochs_run} ({history.stop_reason}): validation "
           f"{history.best_val_acc:.2%}; test accuracy {run.test_acc:.2%} ({errors} of {len(test_images):,} wrong), "
           f"test loss {run.test_loss:.4f} (the average cross-entropy)")
-    print(f"{count_parameters(run.model):,} parameters, {history.train_seconds:.1f} s of training "
-          f"({history.train_seconds / max(history.epochs_run, 1):.1f} s per epoch)")
+    say(f"{count_parameters(run.model):,} parameters, {history.train_seconds:.1f} s of training "
+        f"({history.train_seconds / max(history.epochs_run, 1):.1f} s per epoch)")
     first = history.epochs[0]
     if first.train_loss > first.val_loss:
-        print(f"epoch 1's training loss ({first.train_loss:.3f}) is above its validation loss ({first.val_loss:.3f}): "
-              "the training figure is averaged over the whole epoch, while the network was still learning, "
-              "and the validation figure is measured once, at the end of it")
+        say(f"epoch 1's training loss ({first.train_loss:.3f}) is above its validation loss ({first.val_loss:.3f}): "
+            "the training figure is averaged over the whole epoch, while the network was still learning, "
+            "and the validation figure is measured once, at the end of it")
 
 
 def train_once(settings: MLPSettings, data, device, precision, out_dir: Path, models_dir: Path) -> dict:
@@ -110,8 +111,8 @@ def train_once(settings: MLPSettings, data, device, precision, out_dir: Path, mo
     report_run(run, data)
     path = save_run(run, data, Path(models_dir) / CHECKPOINT, "03_train_model.py")
     if path:
-        print(f"saved {shown(path)}" + (" (the best weights before Ctrl-C)" if run.history.stop_reason == "Ctrl-C"
-                                        else ""))
+        say(f"saved {shown(path)}" + (" (the best weights before Ctrl-C)" if run.history.stop_reason == "Ctrl-C"
+                                      else ""))
     figure = save_figure(plot_curves(run.history, f"{describe(settings)} network: test accuracy {run.test_acc:.2%}"),
                          out_dir, "03_training_curves.png")
     print_best_runs(models_dir)
@@ -130,7 +131,7 @@ def run_variant(settings: MLPSettings, data, device, precision, models_dir: Path
     try:
         run = train_mlp(settings, data, device, precision)
     except DivergedError as why:
-        print(f"diverged: {why}")
+        say(f"stopped: {why}")
         return {"diverged": True, "history": why.history}
     run.test_loss, run.test_acc = evaluate(run.model, *data.test)
     _, train_acc = evaluate(run.model, *data.train)  # eval mode: dropout off, a fair comparison
@@ -148,40 +149,43 @@ def run_experiment(name: str, settings: MLPSettings, data, device, precision, ou
         print(f"\n-- {label} --")
         results[label] = run_variant(replace(settings, **changes, early_stopping_patience=None), data, device,
                                      precision, models_dir)
-    print(f"\n{'variant':<32} {'train acc':>9} {'best val acc':>12} {'gap':>6} {'test acc':>8} {'seconds':>7}")
+    print(f"\n{'variant':<32} {'train acc':>9} {'best val acc':>12} {'gap':>9} {'test acc':>8} {'seconds':>7}")
     for label, r in results.items():
         if r["diverged"]:
-            print(f"{label:<32} {'diverged: nothing learned':>45}")
+            print(f"{label:<32} {'diverged, stopped':>28}")
             continue
         gap = (r["train_acc"] - r["val_acc"]) * 100
-        print(f"{label:<32} {r['train_acc']:>9.2%} {r['val_acc']:>12.2%} {gap:>5.2f}p {r['test_acc']:>8.2%} "
-              f"{r['seconds']:>7.1f}")
-    print("train acc is measured after training with dropout off; gap = train acc - best val acc, in points; "
-          "choose by validation accuracy, the test column is for the record only")
+        say(f"{label:<32} {r['train_acc']:>9.2%} {r['val_acc']:>12.2%} {gap:>5.2f}p {r['test_acc']:>8.2%} "
+            f"{r['seconds']:>7.1f}")
+    say("train acc: the kept weights measured on all training images after training (dropout off), which is "
+        "higher than the epoch averages printed while training; gap = train acc - best val acc, in percentage "
+        "points; choose by validation accuracy, the test column is for the record only")
     figure = save_figure(plot_experiment(name, results), out_dir, f"03_experiment_{name}.png")
     print_best_runs(models_dir)
     return {"experiment": name, "results": results, "figures": [figure]}
 
 
 def plot_experiment(name: str, results: dict):
-    """Training loss and validation accuracy per epoch, one line per variant."""
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(12, 4))
+    """Training loss and validation error per epoch, one line per variant, both on log scales."""
+    fig, (loss_ax, err_ax) = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
     for label, r in results.items():
         history = r["history"]
         if history is None or not history.epochs:
             continue  # diverged before its first epoch ended: nothing to draw
-        style, label = ("x--", f"{label} (diverged)") if r["diverged"] else ("o-", label)
+        style, label = ("x--", f"{label} (diverged, stopped)") if r["diverged"] else ("o-", label)
         loss_ax.plot(history.column("epoch"), history.column("train_loss"), style, label=label)
-        acc_ax.plot(history.column("epoch"), [a * 100 for a in history.column("val_acc")], style, label=label)
+        err_ax.plot(history.column("epoch"), [(1 - a) * 100 for a in history.column("val_acc")], style, label=label)
     loss_ax.set_yscale("log")
     loss_ax.set_ylabel("training loss (log scale)")
-    acc_ax.set_ylabel("validation accuracy (%)")
-    for ax in (loss_ax, acc_ax):
+    err_ax.set_yscale("log")
+    err_ax.set_ylabel("validation error, % wrong (log scale)")
+    err_ax.yaxis.set_major_formatter(ScalarFormatter())
+    for ax in (loss_ax, err_ax):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"Experiment '{name}': the same network and data, one change at a time "
+    fig.suptitle(f"Experiment '{name}': the same network and data, one change at a time; lower is better in both "
                  "(x: a run that diverged, up to its last finished epoch)")
     return fig
 

@@ -33,6 +33,7 @@ from mnist_common import (
     friendly_errors,
     load_mnist,
     save_figure,
+    say,
     shown,
 )
 
@@ -287,7 +288,7 @@ def cost_experiment(data, steps: int, batch_size: int, rate: float, seed: int) -
 
 
 def init_experiment(data, seed: int, batch_size: int, learning_rate: float) -> dict:
-    """Three starts for the same 784-128-10 ReLU network: spread of z, and one epoch of training."""
+    """Three starts for the same 784-128-10 ReLU network: how spread out z is, and one epoch of training."""
     results = {}
     for scheme, label in (("normal", "N(0, 1)"), ("scaled", "N(0, 1/n_in)"), ("zeros", "all zeros")):
         rng = np.random.default_rng(seed)
@@ -351,11 +352,11 @@ def plot_gradient_check(pairs: dict):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")
     for ax, (name, sampled) in zip(axes, pairs.items()):
         numeric, hand, kind = (np.array(column) for column in zip(*sampled))
-        for which, colour in (("W1", "tab:blue"), ("b1", "tab:cyan"), ("W2", "tab:orange"), ("b2", "tab:red")):
+        for which, colour in (("W1", "tab:blue"), ("b1", "tab:green"), ("W2", "tab:orange"), ("b2", "tab:purple")):
             ax.scatter(numeric[kind == which], hand[kind == which], s=14, color=colour, label=which)
         limit = np.abs(np.concatenate([numeric, hand])).max() * 1.1
         ax.plot([-limit, limit], [-limit, limit], "k--", lw=0.8, label="equal")
-        ax.set_xlabel("finite difference (C(w + e) - C(w - e)) / 2e")
+        ax.set_xlabel("finite difference (C(w + ε) - C(w - ε)) / 2ε, with ε = 1e-6")
         ax.set_ylabel("backward() gradient")
         ax.set_title(f"{name}: largest relative error {relative_error(sampled):.1e}")
         ax.legend(fontsize=8)
@@ -382,8 +383,8 @@ def plot_costs(curves: dict, steps: int):
     fig, ax = plt.subplots(figsize=(8, 4.2))
     names = {"sigmoid-quadratic": "trained with the quadratic cost", "sigmoid-ce": "trained with cross-entropy"}
     for output, curve in curves.items():
-        ax.plot(range(1, steps + 1), curve["quadratic"], label=f"{names[output]} (then {curve['val_acc']:.1%} "
-                "validation accuracy)")
+        ax.plot(range(1, steps + 1), curve["quadratic"], label=f"{names[output]} (after {steps} steps: "
+                f"{curve['val_acc']:.1%} validation accuracy)")
     ax.set_xlabel("SGD step (64 images each)")
     ax.set_yscale("log")
     ax.set_ylabel("quadratic cost of the batch (log scale)\nthe same yardstick for both")
@@ -398,7 +399,8 @@ def plot_initialization(results: dict):
     fig, axes = plt.subplots(1, len(results), figsize=(13, 3.6), layout="constrained")
     for ax, (label, r) in zip(axes, results.items()):
         ax.hist(r["z"].ravel(), bins=60, color="tab:purple")
-        ax.set_title(f"{label}: spread of z = {r['z_std']:.2f}\nvalidation accuracy after 1 epoch: {r['acc']:.1%}",
+        ax.set_title(f"{label}: standard deviation of z = {r['z_std']:.2f}\nvalidation accuracy after 1 epoch: "
+                     f"{r['acc']:.1%}",
                      fontsize=10)
         ax.set_xlabel("hidden weighted sums z at the start")
     axes[0].set_ylabel("count (1,000 images x 128 neurons)")
@@ -408,14 +410,14 @@ def plot_initialization(results: dict):
 
 
 def plot_vanishing(results: dict):
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained", sharey=True)
     for ax, (name, r) in zip(axes, results.items()):
         during = r["during"]
         for layer in range(during.shape[1]):
             ax.plot(np.arange(len(during)) * 2_000, during[:, layer], "o-", ms=3, label=f"layer {layer + 1}")
         ax.set_yscale("log")
         ax.set_xlabel("training images seen")
-        ax.set_ylabel("gradient size ||dC/db|| (log scale)")
+        ax.set_ylabel("size of the layer's bias gradient (log scale)")
         ratio = r["at_start"][-1] / r["at_start"][0]
         ax.set_title(f"{name}: at the start the last layer's gradient is {ratio:.1f}x the first's;\n"
                      f"validation accuracy after 20,000 images {r['acc']:.1%}", fontsize=10)
@@ -463,11 +465,11 @@ def show_forward_pass(data, seed: int) -> tuple[Network, dict]:
     def numbers(values, digits=3):
         return " ".join(f"{v:+.{digits}f}" for v in values)
 
-    print(f"x: {activations[0].shape}; z1 = x @ W1.T + b1: {zs[0].shape}, the first six {numbers(zs[0][0, :6])}")
+    say(f"x: {activations[0].shape}; z1 = x @ W1.T + b1: {zs[0].shape}, the first six {numbers(zs[0][0, :6])}")
     print(f"a1 = ReLU(z1): {activations[1].shape}, the same six {numbers(activations[1][0, :6])}")
     print(f"z2 = a1 @ W2.T + b2: {zs[1].shape}, the ten scores {numbers(zs[1][0], 2)}")
-    print(f"a2 = softmax(z2): {activations[2].shape} "
-          + " ".join(f"{d}:{p:.3f}" for d, p in enumerate(activations[2][0])))
+    say(f"a2 = softmax(z2): {activations[2].shape} "
+        + " ".join(f"{d}:{p:.3f}" for d, p in enumerate(activations[2][0])))
     return net, {"x": data["test_x"][:1], "label": label, "zs": zs, "activations": activations}
 
 
@@ -477,12 +479,12 @@ def show_backward_pass(net: Network, example: dict) -> None:
     grad_W, grad_b = backward(net, example["zs"], example["activations"], y)
     delta2 = example["activations"][-1] - y
     print("\n== 2. Backward pass (backward() above: the four equations, for this image) ==")
-    print(f"BP1 output error  delta2 = a2 - y: {delta2.shape}, " + " ".join(f"{v:+.3f}" for v in delta2[0])
-          + f" (negative only at the true digit, {example['label']})")
-    print(f"BP2 sent back     delta1 = (delta2 @ W2) * ReLU'(z1): (1, {HIDDEN}); zero wherever z1 <= 0")
-    print(f"BP3 biases        dC/db2 = delta2 {grad_b[1].shape}, dC/db1 = delta1 {grad_b[0].shape}")
-    print(f"BP4 weights       dC/dW2 = delta2.T @ a1 {grad_W[1].shape}, dC/dW1 = delta1.T @ x {grad_W[0].shape}: "
-          "the same shapes as W2 and W1, one gradient per weight")
+    say(f"BP1 output error  delta2 = a2 - y: {delta2.shape}, " + " ".join(f"{v:+.3f}" for v in delta2[0])
+        + f" (negative only at the true digit, {example['label']})")
+    say(f"BP2 sent back     delta1 = (delta2 @ W2) * ReLU'(z1): (1, {HIDDEN}); zero wherever z1 <= 0")
+    say(f"BP3 biases        dC/db2 = delta2 {grad_b[1].shape}, dC/db1 = delta1 {grad_b[0].shape}")
+    say(f"BP4 weights       dC/dW2 = delta2.T @ a1 {grad_W[1].shape}, dC/dW1 = delta1.T @ x {grad_W[0].shape}: "
+        "the same shapes as W2 and W1, one gradient per weight")
 
 
 def show_gradient_check(data, seed: int, per_array: int) -> dict:
@@ -498,27 +500,27 @@ def show_gradient_check(data, seed: int, per_array: int) -> dict:
     checks = {"right": relative_error(pairs["right backward pass"]),
               "broken": relative_error(pairs["ReLU's derivative forgotten"]),
               "autograd": autograd_difference(net, x, labels), "pairs": pairs}
-    print(f"largest relative error against finite differences, {4 * per_array} weights and biases: "
-          f"{checks['right']:.1e} (the check passes below about 1e-6)")
-    print(f"largest difference from PyTorch's autograd on the same batch and weights: {checks['autograd']:.1e}")
-    print(f"the same check on a backward pass that forgets ReLU's derivative: {checks['broken']:.1e}, "
-          "caught at once")
+    say(f"largest relative error against finite differences, {4 * per_array} weights and biases: "
+        f"{checks['right']:.1e} (the check passes below about 1e-6)")
+    say(f"largest difference from PyTorch's autograd on the same batch and weights: {checks['autograd']:.1e}")
+    say(f"the same check on a backward pass that forgets ReLU's derivative: {checks['broken']:.1e}, "
+        "caught at once")
     return checks
 
 
-def show_training(data, models_dir: Path) -> dict:
+def show_training(data, models_dir: Path, epochs: int) -> dict:
     """Step 4: plain SGD, written out, on the same splits as 03."""
-    print(f"\n== 4. Training by hand: {EPOCHS} epochs of SGD, batch {BATCH_SIZE}, learning rate {LEARNING_RATE} ==")
-    result = train_by_hand(data, HIDDEN, EPOCHS, BATCH_SIZE, LEARNING_RATE, SEED)
+    print(f"\n== 4. Training by hand: {epochs} epochs of SGD, batch {BATCH_SIZE}, learning rate {LEARNING_RATE} ==")
+    result = train_by_hand(data, HIDDEN, epochs, BATCH_SIZE, LEARNING_RATE, SEED)
     hand = np.mean([seconds for *_, seconds in result["history"]])
     torch_seconds = pytorch_seconds_per_epoch(models_dir)
-    print(f"test accuracy {result['test_acc']:.2%}; {hand:.2f} s per epoch by hand"
-          + (f", against {torch_seconds:.2f} s for 03's PyTorch loop (Adam; {shown(Path(models_dir) / 'mlp.pt')})"
-             if torch_seconds else " (run 03_train_model.py to compare with PyTorch's seconds per epoch)"))
+    say(f"test accuracy {result['test_acc']:.2%}; {hand:.2f} s per epoch by hand"
+        + (f", against {torch_seconds:.2f} s for 03's PyTorch loop (Adam; {shown(Path(models_dir) / 'mlp.pt')})"
+           if torch_seconds else " (run 03_train_model.py to compare with PyTorch's seconds per epoch)"))
     before, after = result["before"], result["after"]
-    print(f"hidden ReLUs at exactly 0 on the validation images: {before['zero_share']:.0%} at the start, "
-          f"{after['zero_share']:.0%} after training (the plan says \"about 50%\"); neurons that never fire "
-          f"on any of them: {before['never_fire']} at the start, {after['never_fire']} after (dead ReLUs)")
+    say(f"hidden ReLUs at exactly 0 on the validation images: {before['zero_share']:.0%} at the start, "
+        f"{after['zero_share']:.0%} after training (the plan says \"about 50%\"); neurons that never fire "
+        f"on any of them: {before['never_fire']} at the start, {after['never_fire']} after (dead ReLUs)")
     result["hand_seconds"], result["torch_seconds"] = hand, torch_seconds
     return result
 
@@ -528,35 +530,35 @@ def show_experiments(data, seed: int) -> dict:
     print("\n== 5. Nielsen's experiments ==")
     costs = cost_experiment(data, EXPERIMENT_STEPS, BATCH_SIZE, COST_RATE, seed)
     q, ce = costs["sigmoid-quadratic"]["quadratic"], costs["sigmoid-ce"]["quadratic"]
-    print(f"cost functions, saturated start (every output near 1), learning rate {COST_RATE} for both: after 20 "
-          f"steps the batch's quadratic cost is {q[19]:.2f} when training with the quadratic cost, {ce[19]:.2f} with "
-          f"cross-entropy (it started at {q[0]:.2f}); after {EXPERIMENT_STEPS} steps {np.mean(q[-20:]):.3f} against "
-          f"{np.mean(ce[-20:]):.3f}, validation accuracy {costs['sigmoid-quadratic']['val_acc']:.1%} against "
-          f"{costs['sigmoid-ce']['val_acc']:.1%}")
+    say(f"cost functions, saturated start (every output near 1), learning rate {COST_RATE} for both: after 20 "
+        f"steps the batch's quadratic cost is {q[19]:.2f} when training with the quadratic cost, {ce[19]:.2f} with "
+        f"cross-entropy (it started at {q[0]:.2f}); after {EXPERIMENT_STEPS} steps {np.mean(q[-20:]):.3f} against "
+        f"{np.mean(ce[-20:]):.3f}, validation accuracy {costs['sigmoid-quadratic']['val_acc']:.1%} against "
+        f"{costs['sigmoid-ce']['val_acc']:.1%}")
     inits = init_experiment(data, seed, BATCH_SIZE, LEARNING_RATE)
-    print("initialization: " + "; ".join(f"{label}: z spread {r['z_std']:.2f}, {r['acc']:.1%} after one epoch"
-                                         for label, r in inits.items()))
+    say("initialization: " + "; ".join(f"{label}: standard deviation of z {r['z_std']:.2f}, {r['acc']:.1%} after "
+                                       "one epoch" for label, r in inits.items()))
     deep = vanishing_experiment(data, DEEP_SIZES, seed, BATCH_SIZE, LEARNING_RATE)
     for name, r in deep.items():
-        print(f"vanishing gradients, {'-'.join(map(str, DEEP_SIZES))} with {name}: gradient sizes by layer at the "
-              "start " + ", ".join(f"{g:.2g}" for g in r["at_start"]) + f"; {r['acc']:.1%} after 20,000 images")
+        say(f"vanishing gradients, {'-'.join(map(str, DEEP_SIZES))} with {name}: gradient sizes by layer at the "
+            "start " + ", ".join(f"{g:.2g}" for g in r["at_start"]) + f"; {r['acc']:.1%} after 20,000 images")
     l2 = l2_experiment(data, SMALL_TRAIN, REGULARIZATION_EPOCHS, L2, seed, BATCH_SIZE, LEARNING_RATE)
     for strength, curve in l2.items():
         train, val, val_cost, squares = curve[-1]
-        print(f"L2 = {strength:g} on {SMALL_TRAIN:,} images, after {REGULARIZATION_EPOCHS} epochs: training "
-              f"{train:.1%}, validation {val:.1%} (gap {(train - val) * 100:.1f} points), validation cost "
-              f"{val_cost:.3f} (lowest {curve[:, 2].min():.3f}), sum of squared weights {squares:.0f}")
+        say(f"L2 = {strength:g} on {SMALL_TRAIN:,} images, after {REGULARIZATION_EPOCHS} epochs: training "
+            f"{train:.1%}, validation {val:.1%} (gap {(train - val) * 100:.1f} points), validation cost "
+            f"{val_cost:.3f} (lowest {curve[:, 2].min():.3f}), sum of squared weights {squares:.0f}")
     return {"costs": costs, "inits": inits, "deep": deep, "l2": l2}
 
 
 def main(out_dir: Path = VIS_DIR, models_dir: Path = MODELS_DIR, data_dir: Path = DATA_DIR, seed: int = SEED,
-         per_array: int = CHECKED_PER_ARRAY) -> dict:
+         per_array: int = CHECKED_PER_ARRAY, epochs: int = EPOCHS) -> dict:
     ensure_writable(out_dir, "figures")
     data = numpy_splits(load_mnist(data_dir=data_dir))
     net, example = show_forward_pass(data, seed)
     show_backward_pass(net, example)
     checks = show_gradient_check(data, seed, per_array)
-    training = show_training(data, models_dir)
+    training = show_training(data, models_dir, epochs)
     experiments = show_experiments(data, seed)
     print("\n== Figures ==")
     written = [

@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from matplotlib.colors import PowerNorm
+from matplotlib.ticker import FuncFormatter
 
 from mnist_common import (
     CNN,
@@ -31,19 +32,22 @@ from mnist_common import (
     CNNSettings,
     SimpleNN,
     count_parameters,
+    dead_channels,
     evaluate,
     friendly_errors,
     load_model,
     missing_model_message,
     plot_curves,
+    plural,
     print_best_runs,
     save_figure,
     save_run,
+    say,
     shown,
     start_training,
     train_cnn,
 )
-from mnist_common.augment import shifted_accuracy
+from mnist_common.robustness import shifted_accuracy
 
 # --- Hyperparameters (edit and re-run) ------------------------------------------------------
 EPOCHS = 3  # passes over the training images (2-15); the schedule below spans all of them
@@ -167,12 +171,13 @@ def plot_filters(weights: torch.Tensor, matches: list[FilterMatch]):
         if i < n:
             ax.imshow(weights[i, 0].cpu().numpy(), cmap="bwr", vmin=-limit, vmax=limit)
             m = matches[i]
-            ax.set_title(f"{i}: {m.pattern}\n{m.polarity}\nsimilarity {m.similarity:.2f}", fontsize=8.5,
+            ax.set_title(f"{i}: {m.pattern}\n{m.polarity}\nsimilarity {m.similarity:.2f}", fontsize=9,
                          color="black" if m.similarity >= 0.75 else "dimgray")
     summary = filter_summary(matches)
-    fig.suptitle(f"First-layer filters (red = positive weight, blue = negative). Closest classic pattern and its "
-                 f"similarity (|cosine|, 1 = same shape; grey: below 0.75)\n{summary['edges']} of {n} are closest "
-                 f"to an edge; mean similarity {summary['similarity']:.2f}", fontsize=11)
+    fig.suptitle(f"First-layer filters, one colour scale for all (red = positive weight, blue = negative), with the "
+                 f"classic pattern each resembles most.\nSimilarity: how alike the shapes are, from 0 to 1 (the "
+                 f"cosine, sign ignored); grey below 0.75. {summary['edges']} of {n} are closest to an edge; "
+                 f"mean similarity {summary['similarity']:.2f}", fontsize=11)
     return fig
 
 
@@ -180,7 +185,10 @@ def plot_feature_maps(image: torch.Tensor, maps: torch.Tensor, title: str, dead:
     """One image and what each filter of a layer responds to in it, all on ONE brightness scale.
 
     The (n, h, w) maps are tiled into one mosaic; a map that is zero everywhere is marked
-    "silent" (ReLU cut every value for this digit) or "dead" (silent for every test digit tried).
+    "silent" (ReLU cut every value for this digit), and a channel that (almost) never fires on
+    any test digit "dead". The thin frame some first-layer maps show is the zero padding around
+    the image: after normalization 0 is brighter than the black background (-0.42), so a filter
+    sees an edge there.
     """
     n, h, w = maps.shape
     rows, gap = -(-n // cols), max(1, h // 14)
@@ -198,22 +206,24 @@ def plot_feature_maps(image: torch.Tensor, maps: torch.Tensor, title: str, dead:
     for i in range(n):
         y, x = (i // cols) * (h + gap), (i % cols) * (w + gap)
         right.text(x, y, str(i), color="white", fontsize=6, va="top")
-        if silent[i]:
+        if silent[i] or dead[i]:
             right.text(x + w / 2, y + h / 2, "dead" if dead[i] else "silent", color="white", fontsize=7,
                        ha="center", va="center")
     for ax in (left, right):
         ax.axis("off")
     fig.colorbar(shown_maps, ax=right, shrink=0.8, label="activation after ReLU (one square-root scale for all maps)")
-    fig.suptitle(f"{title}: {int(silent.sum())} of {n} silent for this digit, {int(dead.sum())} of them dead "
-                 "(silent for all 1,000 test digits tried)", fontsize=10)
+    detail = (f"{int(silent.sum())} of {n} silent for this digit" if silent.any() else "every map responds somewhere")
+    if dead.any():
+        detail += f"; {plural(int(dead.sum()), 'dead channel')} (almost never fires on 1,000 test digits)"
+    fig.suptitle(f"{title}: {detail}", fontsize=10)
     return fig
 
 
 @torch.no_grad()
-def dead_channels(model: CNN, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Channels of each layer that never fire (all zero after ReLU) on any of these images."""
+def dead_in_each_layer(model: CNN, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Channels of each layer that (almost) never fire on these images (mnist_common's dead_channels)."""
     first, second = model.feature_maps(images)
-    return first.amax((0, 2, 3)) <= 0, second.amax((0, 2, 3)) <= 0
+    return dead_channels(first.mean((0, 2, 3))), dead_channels(second.mean((0, 2, 3)))
 
 
 # --- Comparison with the simple network -------------------------------------------------------
@@ -221,8 +231,8 @@ def load_mlp(models_dir: Path, data):
     """models/mlp.pt on the data's device, with its checkpoint, or (None, None) when it is missing."""
     path = Path(models_dir) / MLP_CHECKPOINT
     if not path.exists():
-        print(f"{missing_model_message(path, '03_train_model.py')} to compare with the simple network; "
-              "carrying on with the CNN alone")
+        say(f"{missing_model_message(path, '03_train_model.py')} to compare with the simple network; "
+            "carrying on with the CNN alone")
         return None, None
     model, checkpoint = load_model(path, "03_train_model.py")
     return model.to(data.test[1].device), checkpoint
@@ -259,6 +269,7 @@ def plot_comparison(rows: dict):
         ax.bar_label(bars, labels=[fmt.format(v) for v in values], fontsize=9)
         ax.set_title(label)
         ax.set_ylim(0, max(values) * 1.18)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     recipes = "; ".join(f"{name}: {row['recipe']}" for name, row in rows.items())
     fig.suptitle(f"Simple network (MLP) against the CNN, on the same 10,000 test images\n({recipes})", y=1.06)
     return fig
@@ -303,12 +314,12 @@ def compare_with_mlp(run, parameters: dict, data, models_dir: Path) -> dict:
         rows = {"MLP": mlp, **rows}
     print(f"{'':<5} {'test acc':>8} {'errors':>7} {'parameters':>11} {'train s':>8}  recipe")
     for name, row in rows.items():
-        print(f"{name:<5} {row['test_acc']:>8.2%} {round((1 - row['test_acc']) * 10_000):>7} "
-              f"{row['parameters']:>11,} {row['train_seconds']:>8.1f}  {row['recipe']}")
+        say(f"{name:<5} {row['test_acc']:>8.2%} {round((1 - row['test_acc']) * 10_000):>7} "
+            f"{row['parameters']:>11,} {row['train_seconds']:>8.1f}  {row['recipe']}")
     if mlp:
-        print(f"the CNN makes {(1 - mlp['test_acc']) / max(1 - run.test_acc, 1e-4):.1f}x fewer mistakes. The recipes "
-              "differ (each is its script's default), so this compares the two scripts as shipped, not the two "
-              "architectures under one recipe")
+        say(f"the CNN makes {(1 - mlp['test_acc']) / max(1 - run.test_acc, 1e-4):.1f}x fewer mistakes. The recipes "
+            "differ (each is its script's default), so this compares the two scripts as shipped, not the two "
+            "architectures under one recipe")
     return rows
 
 
@@ -321,9 +332,9 @@ def shift_test(rows: dict, data, shifts: list[int]) -> dict:
     print(f"{'shifted by':>10}  " + "  ".join(f"{px:>4} px" for px in shifts))
     for name, accuracies in table.items():
         print(f"{name:>10}  " + "  ".join(f"{a:>6.1%}" for a in accuracies))
-    print("not anywhere: convolutions reuse each filter at every position, and pooling forgives a pixel or two, "
-          "but the dense layer after them learned where things sit in a centred digit. Training on moved digits "
-          "(06_beyond_99.py) is what teaches a network to read them")
+    say("not anywhere: convolutions reuse each filter at every position, and pooling forgives a pixel or two, "
+        "but the dense layer after them learned where things sit in a centred digit. Training on moved digits "
+        "(06_beyond_99.py) is what teaches a network to read them")
     return table
 
 
@@ -333,19 +344,19 @@ def show_filters(model: CNN) -> tuple[torch.Tensor, list[FilterMatch], dict]:
     weights = model.conv1.weight.detach().float().cpu()  # (32, 1, 3, 3)
     matches = describe_filters(weights)
     kinds = Counter(m.pattern for m in matches)
-    print("closest classic pattern for each of the 32 filters: "
-          + ", ".join(f"{kind} {count}" for kind, count in kinds.most_common()))
+    say("closest classic pattern for each of the 32 filters: "
+        + ", ".join(f"{kind} {count}" for kind, count in kinds.most_common()))
     trained, chance = filter_summary(matches), random_filter_baseline()
     reach = sum(e >= trained["edges"] for e in chance["edges"]) / len(chance["edges"])
-    print(f"trained: {trained['edges']} of 32 closest to an edge, mean similarity {trained['similarity']:.2f}. "
-          f"Untrained (random) filters, {RANDOM_FILTER_SEEDS} draws: {chance['edges_mean']:.1f} edges on average "
-          f"(from {min(chance['edges'])} to {max(chance['edges'])}; {reach:.0%} of draws reach {trained['edges']}), "
-          f"mean similarity {chance['similarity_mean']:.2f}")
-    print(f"what the evidence supports: training leans the filters towards edges ({trained['edges']} against "
-          f"{chance['edges_mean']:.1f} by chance; four of the six patterns are edges, so random filters are often "
-          f"called edges too), but their shapes match the classic patterns only a little more closely than random "
-          f"ones do ({trained['similarity']:.2f} against {chance['similarity_mean']:.2f}): they are rough, mixed "
-          "detectors, not clean textbook edges. The feature maps show best what each one does.")
+    say(f"trained: {trained['edges']} of 32 closest to an edge, mean similarity {trained['similarity']:.2f}. "
+        f"Untrained (random) filters, {RANDOM_FILTER_SEEDS} draws: {chance['edges_mean']:.1f} edges on average "
+        f"(from {min(chance['edges'])} to {max(chance['edges'])}; {reach:.0%} of draws reach {trained['edges']}), "
+        f"mean similarity {chance['similarity_mean']:.2f}")
+    say(f"what the evidence supports: training leans the filters towards edges ({trained['edges']} against "
+        f"{chance['edges_mean']:.1f} by chance; four of the six patterns are edges, so random filters are often "
+        f"called edges too), but their shapes match the classic patterns only a little more closely than random "
+        f"ones do ({trained['similarity']:.2f} against {chance['similarity_mean']:.2f}): they are rough, mixed "
+        "detectors, not clean textbook edges. The feature maps show best what each one does.")
     print("what to look for: a filter with red on one side and blue on the other responds where "
           "brightness changes in that direction (an edge);\nin the feature maps, each bright area shows where "
           "in the digit that filter fired. The second layer combines edges into strokes, curves and corners.")
@@ -388,7 +399,7 @@ def draw_feature_maps(model: CNN, data, index: int, out_dir: Path) -> list[Path]
     """Both layers' feature maps for one test digit, with silent and dead channels marked."""
     image, label = data.test[0][index:index + 1], data.test[1][index].item()
     first, second = model.feature_maps(image)
-    dead1, dead2 = dead_channels(model, data.test[0][:1000])
+    dead1, dead2 = dead_in_each_layer(model, data.test[0][:1000])
     return [save_figure(plot_feature_maps(image[0], first[0], f"First layer: 32 feature maps (28x28) of a {label}",
                                           dead1.cpu()), out_dir, "04_feature_maps_conv1.png"),
             save_figure(plot_feature_maps(image[0], second[0], f"Second layer: 64 feature maps (14x14) of a {label}",

@@ -15,6 +15,7 @@ Writes:  visualizations/05_*.png (listed at the end)
 """
 
 import argparse
+import contextlib
 import sys
 from dataclasses import dataclass
 from itertools import pairwise
@@ -31,6 +32,7 @@ from mnist_common import (
     VIS_DIR,
     LearnerError,
     batches,
+    dead_channels,
     ensure_writable,
     evaluate,
     friendly_errors,
@@ -38,12 +40,17 @@ from mnist_common import (
     load_model,
     missing_model_message,
     pick_device,
+    plural,
     predict_logits,
     read_experiments,
     save_figure,
+    say,
     set_seed,
 )
-from mnist_common.handwriting import predict_views, prepare_digit
+from mnist_common.handwriting import PreparedDigit, predict_views, prepare_digit, prepare_image
+from mnist_common.pictures import not_digits, typed_digit
+from mnist_common.rejection import Verdict, auroc, energy, fit_rejection_rule
+from mnist_common.saliency import smoothgrad
 
 # --- Things to explore (edit and re-run) ---------------------------------------------------
 GALLERY_SIZE = 16  # images in each prediction gallery (8-32)
@@ -56,8 +63,11 @@ EPSILONS = [0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3]  # FGSM pixel budgets 
 FOOLED_EPSILON = 0.1  # the budget shown in the gallery of fooled digits
 SEED = 0  # which examples are picked for the figures
 
+NOT_DIGIT_SAMPLES = 40  # pictures of each kind of non-digit in section 7 (10-200)
+PAGE_ROWS = 6  # pictures per page of 05_your_digits*.png
+EXPORT_FONTS = ["DejaVuSans-Bold.ttf", "STIXGeneral.ttf", "cmss10.ttf"]  # for --export-typed-digits
+
 PLAN_GUESSES = [(4, 9), (3, 5), (7, 1)]  # the plan's guesses at the most confused pairs
-SILENT_ACTIVITY = 0.01  # a channel firing less than 1% as much as the median channel counts as silent
 
 
 # --- 1-2. Predictions and confusions ----------------------------------------------------------
@@ -72,6 +82,12 @@ def confused_pairs(matrix: torch.Tensor) -> list[tuple[int, int, int]]:
     return sorted(pairs, reverse=True)
 
 
+def percent(p) -> str:
+    """A probability as a learner reads it: "<1%" rather than a misleading "0%"."""
+    p = float(p)
+    return "<1%" if 0 < p < 0.005 else (">99%" if 0.995 < p < 1 else f"{p:.0%}")
+
+
 def plot_gallery(images, labels, probs, title, indices):
     """Digits with the network's top answer and the probability it gave the TRUE digit."""
     cols = 8
@@ -80,10 +96,13 @@ def plot_gallery(images, labels, probs, title, indices):
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, indices):
-        label, answer = labels[i].item(), probs[i].argmax().item()
+        label, (answer, runner_up) = labels[i].item(), probs[i].topk(2).indices.tolist()
         ax.imshow(images[i].squeeze().cpu().numpy(), cmap="gray")
-        ax.set_title(f"true {label}: {probs[i, label]:.0%}\nanswer {answer}: {probs[i, answer]:.0%}", fontsize=8.5,
-                     color="darkgreen" if answer == label else "darkred")
+        if answer == label:
+            title = f"{label}: {percent(probs[i, label])}\nnext {runner_up}: {percent(probs[i, runner_up])}"
+        else:
+            title = f"true {label}: {percent(probs[i, label])}\nanswer {answer}: {percent(probs[i, answer])}"
+        ax.set_title(title, fontsize=8.5, color="darkgreen" if answer == label else "darkred")
     fig.suptitle(title)
     return fig
 
@@ -126,9 +145,7 @@ def channel_selectivity(means: torch.Tensor) -> torch.Tensor:
     pattern = means / means.sum(1, keepdim=True).clamp_min(1e-8)  # each row sums to 1
     average = pattern.mean(0, keepdim=True)
     selectivity = pattern / average.clamp_min(1e-12)
-    activity = means.mean(0)  # (64,) how much each channel fires at all
-    silent = activity < SILENT_ACTIVITY * activity.median()  # (almost) never fires: a ratio of nothing means nothing
-    selectivity[:, silent] = float("nan")
+    selectivity[:, dead_channels(means.mean(0))] = float("nan")  # a ratio of (almost) nothing means nothing
     return selectivity
 
 
@@ -141,13 +158,13 @@ def plot_channel_selectivity(selectivity):
                    vmin=-np.log2(limit), vmax=np.log2(limit))
     dead = torch.isnan(selectivity[0]).nonzero().flatten().tolist()
     for c in dead:
-        ax.text(c, 4.5, "silent", rotation=90, ha="center", va="center", fontsize=8)
+        ax.text(c, 4.5, "dead", rotation=90, ha="center", va="center", fontsize=8)
     ax.set_yticks(range(10))
     ax.set_ylabel("digit")
     ax.set_xlabel("second-layer channel")
-    ax.set_title("How strongly each second-layer channel prefers each digit (white = as much as for the average "
-                 "digit" + (f"; grey: {len(dead)} channel(s) that (almost) never fire" if dead else "")
-                 + ")")
+    dead_note = f"; grey: {plural(len(dead), 'dead channel')}, one that (almost) never fires" if dead else ""
+    ax.set_title(f"How strongly each second-layer channel prefers each digit (white = as much as for the average "
+                 f"digit{dead_note})")
     bar = fig.colorbar(im, ax=ax, shrink=0.9, label="fires ... times as much as on average")
     ticks = [1 / 3, 1 / 2, 1, 2, 3]
     bar.set_ticks(np.log2(ticks), labels=["1/3 or less", "1/2", "1", "2", "3 or more"])
@@ -155,33 +172,6 @@ def plot_channel_selectivity(selectivity):
 
 
 # --- 4. Where the network looks ---------------------------------------------------------------
-def smoothgrad(model, images, targets, samples: int = SMOOTHGRAD_SAMPLES, noise: float = SMOOTHGRAD_NOISE):
-    """d score_target / d pixel, averaged over noisy copies of each image (SmoothGrad).
-
-    A single gradient is speckled, because the network's answer is bumpy at the scale of one
-    pixel; averaging over copies with a little noise, then blurring over about a pixel, keeps
-    what is true of a neighbourhood.
-    Positive: more ink here would raise the target's score; negative: it would lower it.
-    """
-    total = torch.zeros_like(images)
-    generator = torch.Generator(device=images.device).manual_seed(0)
-    for _ in range(samples):
-        x = (images + noise * torch.randn(images.shape, generator=generator, device=images.device)).requires_grad_(True)
-        score = model(x).gather(1, targets[:, None]).sum()
-        total += torch.autograd.grad(score, x)[0]
-    average = total / samples  # (N, 1, 28, 28)
-    return F.conv2d(average, gaussian_kernel(SMOOTHGRAD_BLUR).to(average), padding="same").squeeze(1)  # (N, 28, 28)
-
-
-def gaussian_kernel(sigma: float) -> torch.Tensor:
-    """A (1, 1, k, k) blur: the maps are read region by region, not pixel by pixel."""
-    radius = max(1, round(2 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    bump = torch.exp(-x**2 / (2 * sigma**2))
-    kernel = bump[:, None] * bump[None, :]
-    return (kernel / kernel.sum())[None, None]
-
-
 def show_overlay(ax, image, saliency_map, limit: float, title: str, colour: str = "black") -> None:
     """The digit in light grey on white, with red where ink would raise the score and blue where it would lower it."""
     ink = image.squeeze().cpu()
@@ -208,7 +198,7 @@ def plot_saliency(right_examples: dict, wrong_examples: dict):
         show_overlay(axes[1, i], right_examples["images"][i], right_examples["maps"][i], limit,
                      f"map for {right_examples['labels'][i].item()}")
     top.suptitle("Read correctly: red = more ink here would raise that digit's score, blue = it would lower it "
-                 "(SmoothGrad)", fontsize=11)
+                 "(SmoothGrad; one colour scale for the whole figure)", fontsize=11)
     n = len(wrong_examples["images"])
     axes = bottom.subplots(2, max(n, 1), squeeze=False)
     for i in range(n):
@@ -287,22 +277,21 @@ def calibration_report(val_logits, val_labels, test_logits, test_labels, bins) -
 
 
 def plot_confidence(probs, labels):
-    """How sure the network was, for its right and its wrong answers, as shares of each group."""
+    """How sure the network was, for its right answers and for its wrong ones, side by side."""
     confidence, predictions = probs.max(1)
     right = predictions == labels
-    fig, ax = plt.subplots(figsize=(9, 4.3))
-    bins = np.linspace(0.1, 1, 19)  # 5% wide
-    for group, colour, name in ((right, "tab:green", "right"), (~right, "tab:red", "wrong")):
-        values = confidence[group].numpy()
-        ax.hist(values, bins=bins, weights=np.full(len(values), 100 / max(len(values), 1)), alpha=0.6,
-                color=colour, label=f"{name} answers ({len(values):,}); each bar: % of the {name} answers")
-    ax.set_yscale("log")
-    ax.set_xlabel("top probability (the network's confidence)")
-    ax.set_ylabel("share of the group (%, log scale)")
-    sure_wrong = (confidence[~right] > 0.9).float().mean().item()
-    ax.set_title(f"Right answers are nearly always sure ({(confidence[right] > 0.9).float().mean():.0%} above 90%); "
-                 f"yet {sure_wrong:.0%} of the mistakes are above 90% too")
-    ax.legend(loc="upper left", fontsize=8)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), layout="constrained")
+    bins = np.linspace(0.1, 1, 10)  # 10% wide
+    for ax, group, colour, name in ((axes[0], right, "tab:green", "right"), (axes[1], ~right, "tab:red", "wrong")):
+        counts, _, bars = ax.hist(confidence[group].numpy(), bins=bins, color=colour, edgecolor="black")
+        ax.bar_label(bars, labels=[f"{int(c):,}" if c else "" for c in counts], fontsize=8)
+        ax.set_yscale("log" if name == "right" else "linear")
+        ax.set_xlabel("top probability (the network's confidence)")
+        ax.set_ylabel("answers" + (" (log scale)" if name == "right" else ""))
+        sure = (confidence[group] > 0.9).float().mean().item()
+        ax.set_title(f"{int(group.sum()):,} {name} answers: {sure:.0%} of them above 90% confidence")
+        ax.margins(y=0.15)
+    fig.suptitle("Right answers are nearly always sure; many mistakes are sure too, so confidence is no guarantee")
     return fig
 
 
@@ -375,7 +364,7 @@ def plot_fgsm_curve(epsilons, results):
     return fig
 
 
-def plot_fooled(clean, attacked, labels, clean_pred, attacked_pred, probs, epsilon):
+def plot_fooled(clean, attacked, labels, clean_pred, attacked_pred, probs, epsilon, flipped_share: float):
     n = len(clean)
     fig, axes = plt.subplots(2, n, figsize=(n * 1.6, 4), squeeze=False)
     for i in range(n):
@@ -385,28 +374,66 @@ def plot_fooled(clean, attacked, labels, clean_pred, attacked_pred, probs, epsil
         axes[1, i].set_title(f"-> {attacked_pred[i].item()} ({probs[i]:.0%})", fontsize=9, color="darkred")
         axes[0, i].axis("off")
         axes[1, i].axis("off")
-    fig.suptitle(f"Top: test digits the CNN gets right. Bottom: the same after FGSM with epsilon {epsilon}, "
-                 "and the CNN's new answer")
+    fig.suptitle(f"Ten digits the attack flips (at epsilon {epsilon} it flips {flipped_share:.1%} of the digits the "
+                 "CNN got right).\nTop: the test digit and the CNN's answer. Bottom: after FGSM, and the new answer")
     return fig
 
 
-# --- 7. Your own digit ------------------------------------------------------------------------------
-def plot_your_digits(paths, originals, views, probs):
-    n = len(paths)
-    fig, axes = plt.subplots(n, 3, figsize=(11, 2.9 * n), squeeze=False,
-                             gridspec_kw={"width_ratios": [1, 1, 2.2], "hspace": 0.45})
-    for i in range(n):
-        axes[i, 0].imshow(originals[i], cmap="gray", vmin=0, vmax=1)
-        axes[i, 0].set_title(Path(paths[i]).name, fontsize=9)
-        axes[i, 1].imshow(views[i].numpy(), cmap="gray")
+# --- 7. Your own digit, and "that is not a digit" ---------------------------------------------------
+def plot_your_digits(names: list[str], prepared: list[PreparedDigit], verdicts: list[Verdict]):
+    """One page: each picture, what the network sees (on a fixed 0-1 scale), and its top three answers."""
+    n = len(names)
+    fig, axes = plt.subplots(n, 3, figsize=(11, 2.6 * n + 0.4), squeeze=False, layout="constrained",
+                             gridspec_kw={"width_ratios": [1, 1, 2.2]})
+    for i, (name, p, v) in enumerate(zip(names, prepared, verdicts)):
+        axes[i, 0].imshow(p.original, cmap="gray", vmin=0, vmax=1)
+        axes[i, 0].set_title(name, fontsize=9)
+        axes[i, 1].imshow(p.view.numpy(), cmap="gray", vmin=0, vmax=1)
         axes[i, 1].set_title("what the network sees (28x28)", fontsize=9)
         for ax in axes[i, :2]:
             ax.axis("off")
-        bars = axes[i, 2].bar(range(10), probs[i].numpy() * 100, color="tab:blue")
-        bars[probs[i].argmax().item()].set_color("tab:orange")
-        axes[i, 2].set_xticks(range(10))
-        axes[i, 2].set_ylim(0, 105)
-        axes[i, 2].set_title(f"prediction: {probs[i].argmax().item()} ({probs[i].max():.1%})", fontsize=10)
+        top = v.probs.topk(3)
+        bars = axes[i, 2].barh([str(d) for d in reversed(top.indices.tolist())],
+                               list(reversed((top.values * 100).tolist())), color="tab:blue")
+        axes[i, 2].bar_label(bars, fmt="%.1f%%", fontsize=8)
+        axes[i, 2].set_xlim(0, 115)
+        axes[i, 2].set_xlabel("probability (%), top three digits", fontsize=8)
+        colour = {"digit": "darkgreen", "not sure": "darkorange", "not a digit": "darkred"}[v.kind]
+        axes[i, 2].set_title(v.text, fontsize=11, color=colour)
+    return fig
+
+
+def plot_preparation(name: str, p: PreparedDigit):
+    """Every step of the preparation of one picture, all on the same fixed 0-1 scale."""
+    steps = [("original", p.original), ("ink bright on dark", p.ink), ("background removed", p.clean),
+             ("ink mask (specks dropped)", p.mask.astype(float)), ("cropped, thickened", p.crop),
+             ("longer side 20 px", p.small), ("centred in 28x28", p.view.numpy())]
+    fig, axes = plt.subplots(1, len(steps), figsize=(2.3 * len(steps), 2.9), layout="constrained")
+    for ax, (title, image) in zip(axes, steps):
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.suptitle(f"How {name} is prepared the way MNIST prepared its digits (every panel on the same 0-1 scale)")
+    return fig
+
+
+def plot_not_digits(scores: dict, rules: dict):
+    """Energy scores of test digits against each kind of non-digit, for each network."""
+    fig, axes = plt.subplots(1, len(scores), figsize=(7 * len(scores), 4.2), layout="constrained", squeeze=False)
+    for ax, (name, by_kind) in zip(axes[0], scores.items()):
+        values = torch.cat([v for v in by_kind.values() if len(v)])
+        bins = np.linspace(values.min().item(), values.max().item(), 40)
+        for kind, kind_scores in by_kind.items():
+            if len(kind_scores):
+                ax.hist(kind_scores.numpy(), bins=bins, histtype="step", lw=2, density=True,
+                        label=f"{kind} ({len(kind_scores):,})")
+        ax.axvline(rules[name].confident, color="black", linestyle="--", label="95% of digits above: an answer")
+        ax.axvline(rules[name].anything, color="gray", linestyle=":", label="99% of digits above: else not a digit")
+        ax.set_xlabel("energy score: log(sum of e^score); large = strong evidence for some digit")
+        ax.set_ylabel("share of each kind (density)")
+        ax.set_title(name)
+        ax.legend(fontsize=7)
+    fig.suptitle("Digits against things that are not digits (pictures the preparation refused are not drawn)")
     return fig
 
 
@@ -414,16 +441,29 @@ def export_test_digits(data_raw, out_dir: Path, count: int = 10) -> list[Path]:
     """Save one test image of each digit as a large dark-on-light PNG, to try --image at once."""
     from PIL import Image
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = ensure_writable(out_dir, "digits")
     images, labels = data_raw.test
     written = []
     for digit in range(min(count, 10)):
         image = images[(labels == digit).nonzero()[0, 0]].numpy()
         picture = Image.fromarray(255 - image).resize((140, 140), Image.BILINEAR)  # dark ink, light paper
-        path = out_dir / f"test_digit_{digit}.png"
-        picture.save(path)
-        written.append(path)
+        written.append(out_dir / f"test_digit_{digit}.png")
+        picture.save(written[-1])
+    return written
+
+
+def export_typed_digits(out_dir: Path, seed: int = SEED) -> list[Path]:
+    """Typed digits in three fonts, made to look like photos of printed paper, as PNG files."""
+    from PIL import Image
+
+    out_dir = ensure_writable(out_dir, "digits")
+    rng = np.random.default_rng(seed)
+    written = []
+    for font_name in EXPORT_FONTS:
+        for digit in range(10):
+            photo = typed_digit(digit, font_name, rng)
+            written.append(out_dir / f"typed_{Path(font_name).stem}_{digit}.png")
+            Image.fromarray((photo * 255).astype(np.uint8)).save(written[-1])
     return written
 
 
@@ -436,19 +476,21 @@ def section_predictions(cnn, data, generator, out_dir) -> dict:
     confidence, predictions = probs.max(1)
     right = predictions == labels
     accuracy = right.float().mean().item()
-    print(f"the CNN gets {int(right.sum()):,} of {len(labels):,} test digits right ({accuracy:.2%})")
+    say(f"the CNN gets {int(right.sum()):,} of {len(labels):,} test digits right ({accuracy:.2%})")
     confident = torch.nonzero(right).squeeze(1)
     confident = confident[torch.randperm(len(confident), generator=generator)[:GALLERY_SIZE].to(labels.device)]
     wrong = torch.nonzero(~right).squeeze(1)
     wrong = wrong[confidence[wrong].argsort(descending=True)][:GALLERY_SIZE]  # most confident mistakes first
     figures = [
-        save_figure(plot_gallery(images, labels, probs, "Correct predictions (random picks): top two probabilities",
+        save_figure(plot_gallery(images, labels, probs, "Correct predictions (random picks): the answer's probability "
+                                 "and the runner-up's",
                                  confident.tolist()), out_dir, "05_correct_predictions.png"),
         save_figure(plot_gallery(images, labels, probs, "Wrong predictions, most confident first: many are "
                                  "ambiguous even to people", wrong.tolist()), out_dir, "05_wrong_predictions.png"),
     ]
-    print("look for: the mistakes are mostly odd or ambiguous handwriting; in many, the true digit is "
-          "the network's second choice")
+    second = (probs[~right].topk(2).indices[:, 1] == labels[~right]).float().mean().item()
+    say(f"look for: the mistakes are mostly odd or ambiguous handwriting; in {second:.0%} of them the true digit is "
+        "the network's second choice")
     return {"accuracy": accuracy, "probs": probs, "predictions": predictions, "right": right, "figures": figures}
 
 
@@ -457,9 +499,9 @@ def section_confusions(labels, predictions, out_dir) -> dict:
     print("\n== 2. Confusions ==")
     matrix = confusion_matrix(labels.cpu(), predictions.cpu())
     pairs = confused_pairs(matrix)
-    print("most confused pairs (mistakes both ways): " + ", ".join(f"{a}/{b}: {n}" for n, a, b in pairs[:5]))
+    say("most confused pairs (mistakes both ways): " + ", ".join(f"{a}/{b}: {n}" for n, a, b in pairs[:5]))
     rank = {(a, b): i + 1 for i, (_, a, b) in enumerate(pairs)}
-    print("the plan's guesses: " + ", ".join(
+    say("the plan's guesses: " + ", ".join(
         f"{a}/{b}: {matrix[a, b] + matrix[b, a]} mistakes (rank {rank[tuple(sorted((a, b)))]} of 45)"
         for a, b in PLAN_GUESSES))
     figure = save_figure(plot_confusion(matrix), out_dir, "05_confusion_matrix.png")
@@ -469,22 +511,22 @@ def section_confusions(labels, predictions, out_dir) -> dict:
 def section_features(cnn, images, labels, out_dir) -> dict:
     """3. What the second layer's channels respond to."""
     print("\n== 3. Learned features ==")
-    print("the first layer's filters and both layers' feature maps are drawn by 04_improved_model.py: "
-          "visualizations/04_filters.png, 04_feature_maps_conv1.png and 04_feature_maps_conv2.png")
+    say("the first layer's filters and both layers' feature maps are drawn by 04_improved_model.py: "
+        "visualizations/04_filters.png, 04_feature_maps_conv1.png and 04_feature_maps_conv2.png")
     selectivity = channel_selectivity(channel_means_per_digit(cnn, images, labels))
     favourite = selectivity.nan_to_num(0).argmax(0)  # (64,) the digit each channel prefers
     alive = ~torch.isnan(selectivity[0])
-    print("number of second-layer channels that prefer each digit: "
-          + ", ".join(f"{d}: {int(((favourite == d) & alive).sum())}" for d in range(10)))
+    say("number of second-layer channels that prefer each digit: "
+        + ", ".join(f"{d}: {int(((favourite == d) & alive).sum())}" for d in range(10)))
     strongest = selectivity.nan_to_num(0).max(0).values.argsort(descending=True)[:3].tolist()
-    print("most selective channels: " + ", ".join(
+    say("most selective channels: " + ", ".join(
         f"{c} fires {selectivity[favourite[c], c]:.1f}x as much for {favourite[c].item()}s" for c in strongest))
     dead = int(torch.isnan(selectivity[0]).sum())
     if dead:
-        print(f"{dead} channel(s) (almost) never fire on the test digits: nearly every value they compute is "
-              "negative, so ReLU zeroes it (a \"dead\" channel, drawn grey)")
-    print("look for: channels that fire mostly for one or two digits are detectors of parts "
-          "(a closed loop, a long diagonal, a horizontal top bar)")
+        say(f"{plural(dead, 'channel')} (almost) never fire on the test digits: nearly every value computed there "
+            "is negative, so ReLU zeroes it (a \"dead\" channel, drawn grey)")
+    say("look for: channels that fire mostly for one or two digits are detectors of parts "
+        "(a closed loop, a long diagonal, a horizontal top bar)")
     figure = save_figure(plot_channel_selectivity(selectivity), out_dir, "05_channel_activity.png")
     return {"selectivity": selectivity, "figures": [figure]}
 
@@ -495,15 +537,18 @@ def section_saliency(cnn, images, labels, predictions, probs, out_dir) -> dict:
     right_picks = torch.stack([torch.nonzero((labels == d) & (predictions == d)).squeeze(1)[0] for d in range(10)])
     wrong = torch.nonzero(predictions != labels).squeeze(1)
     wrong = wrong[probs[wrong].max(1).values.argsort(descending=True)][:SALIENCY_MISTAKES]
+    def maps(images, targets):  # mnist_common/saliency.py holds the method
+        return smoothgrad(cnn, images, targets, SMOOTHGRAD_SAMPLES, SMOOTHGRAD_NOISE, SMOOTHGRAD_BLUR)
+
     right_examples = {"images": images[right_picks], "labels": labels[right_picks],
-                      "maps": smoothgrad(cnn, images[right_picks], labels[right_picks])}
+                      "maps": maps(images[right_picks], labels[right_picks])}
     wrong_examples = {"images": images[wrong], "labels": labels[wrong], "answers": predictions[wrong],
-                      "maps_answer": smoothgrad(cnn, images[wrong], predictions[wrong]),
-                      "maps_truth": smoothgrad(cnn, images[wrong], labels[wrong])}
+                      "maps_answer": maps(images[wrong], predictions[wrong]),
+                      "maps_truth": maps(images[wrong], labels[wrong])}
     figure = save_figure(plot_saliency(right_examples, wrong_examples), out_dir, "05_saliency.png")
-    print("look for: red along the strokes that make the digit what it is, and blue in the places where ink "
-          "would make it another digit (closing the top of a 4 makes a 9). In the mistakes, compare the two maps: "
-          "the answer's map shows which strokes argued for it")
+    say("look for: red along the strokes that make the digit what it is, and blue in the places where ink "
+        "would make it another digit (closing the top of a 4 makes a 9). In the mistakes, compare the two maps: "
+        "the answer's map shows which strokes argued for it")
     return {"figures": [figure]}
 
 
@@ -514,18 +559,18 @@ def section_calibration(cnn, data, probs, right, out_dir) -> dict:
     wrong_conf, right_conf = confidence[~right], confidence[right]
     summary = {"right_mean": right_conf.mean().item(), "wrong_mean": wrong_conf.mean().item(),
                "wrong_over_90": (wrong_conf > 0.9).float().mean().item()}
-    print(f"mean confidence: {summary['right_mean']:.1%} when right, {summary['wrong_mean']:.1%} when wrong; "
-          f"{summary['wrong_over_90']:.0%} of mistakes are made with more than 90% confidence")
+    say(f"mean confidence: {summary['right_mean']:.1%} when right, {summary['wrong_mean']:.1%} when wrong; "
+        f"{summary['wrong_over_90']:.0%} of mistakes are made with more than 90% confidence")
     val_logits = predict_logits(cnn, data.val[0]).cpu()
     test_logits = predict_logits(cnn, data.test[0]).cpu()
     report = calibration_report(val_logits, data.val[1].cpu(), test_logits, data.test[1].cpu(), CALIBRATION_BINS)
     t = report["after"].temperature
-    print(f"temperature fitted on the validation set: T = {t:.3f} (T {'>' if t > 1 else '<'} 1: on validation "
-          f"images the network was {'over' if t > 1 else 'under'}-confident)")
-    print("ECE: the expected calibration error (how far confidence is from accuracy, averaged over bins); "
-          "NLL: the negative log-likelihood, the average cross-entropy loss (lower is better for both)")
+    say(f"temperature fitted on the validation set: T = {t:.2f} (T {'>' if t > 1 else '<'} 1: on validation "
+        f"images the network was {'over' if t > 1 else 'under'}-confident)")
+    say("ECE: the expected calibration error (how far confidence is from accuracy, averaged over bins); "
+        "NLL: the negative log-likelihood, the average cross-entropy loss (lower is better for both)")
     for name, r in report.items():
-        print(f"  {name:<6} ECE {r.test_ece:.4f}  test NLL {r.test_nll:.4f}  validation NLL {r.val_nll:.4f}")
+        say(f"  {name:<6} ECE {r.test_ece:.4f}  test NLL {r.test_nll:.4f}  validation NLL {r.val_nll:.4f}")
     figures = [save_figure(plot_confidence(probs.cpu(), data.test[1].cpu()), out_dir, "05_confidence.png"),
                save_figure(plot_reliability(report), out_dir, "05_reliability.png")]
     return {"confidence": summary, "calibration": report, "figures": figures}
@@ -544,21 +589,65 @@ def section_adversarial(models: dict, data, right, predictions, epsilons, out_di
     cnn = models["CNN"]
     attacked = perturb(images[:2000], signs["CNN"][:2000], FOOLED_EPSILON, data.mean, data.std)
     attacked_probs = torch.softmax(predict_logits(cnn, attacked), 1)
-    fooled = torch.nonzero(right[:2000] & (attacked_probs.argmax(1) != labels[:2000])).squeeze(1)[:10]
+    flipped = right[:2000] & (attacked_probs.argmax(1) != labels[:2000])
+    fooled = torch.nonzero(flipped).squeeze(1)[:10]
+    share = flipped.sum().item() / max(right[:2000].sum().item(), 1)
     figures.append(save_figure(plot_fooled(images[fooled], attacked[fooled], labels[fooled], predictions[fooled],
                                            attacked_probs[fooled].argmax(1), attacked_probs[fooled].max(1).values,
-                                           FOOLED_EPSILON), out_dir, "05_fgsm_examples.png"))
-    print(f"look for: at epsilon {FOOLED_EPSILON} the changes are faint speckles a person ignores, "
-          "yet the answers change")
+                                           FOOLED_EPSILON, share), out_dir, "05_fgsm_examples.png"))
+    say(f"look for: at epsilon {FOOLED_EPSILON} the changes are faint speckles a person ignores, "
+        "yet the answers change")
     return {"fgsm": {"epsilons": list(epsilons), **sweep}, "figures": figures}
 
 
-def section_your_digit() -> None:
-    """7. Pointers to the learner's own handwriting."""
-    print("\n== 7. Your own digit ==")
-    print("write a digit on paper or in any drawing program, save it as PNG or JPEG, then:\n"
-          "  python 05_understand_model.py --image my_digit.png\n"
-          "no pen at hand? python 05_understand_model.py --export-test-digits my_digits, then --image my_digits/*.png")
+def prepare_pictures(pictures: dict) -> dict:
+    """Each kind's pictures through the --image preparation; the ones it refuses (blank, a speck) are left out."""
+    prepared = {}
+    for kind, images in pictures.items():
+        views = []
+        for image in images:
+            with contextlib.suppress(LearnerError):  # refused by the preparation itself: counted as rejected
+                views.append(prepare_image(image).view)
+        prepared[kind] = torch.stack(views) if views else torch.zeros(0, 28, 28)
+    return prepared
+
+
+def rejection_report(model, data, pictures: dict, prepared: dict) -> tuple[dict, dict, object]:
+    """AUROC and the share of each kind refused, at the threshold keeping 95% of validation digits."""
+    rule = fit_rejection_rule(model, data.val[0])
+    digits = energy(predict_logits(model, data.test[0])).cpu()
+    by_kind = {kind: energy(predict_views(model, views, data.mean, data.std)) if len(views) else torch.zeros(0)
+               for kind, views in prepared.items()}
+    refused = sum(len(pictures[kind]) - len(views) for kind, views in prepared.items())
+    every = torch.cat([*by_kind.values(), torch.full((refused,), -1e9)])  # refused by preparation: lowest score
+    rejected = {kind: (len(pictures[kind]) - len(scores) + int((scores < rule.confident).sum())) / len(pictures[kind])
+                for kind, scores in by_kind.items()}
+    report = {"auroc": auroc(digits, every), "rejected": rejected,
+              "rejected_all": (every < rule.confident).float().mean().item(),
+              "test_digits_kept": (digits >= rule.confident).float().mean().item()}
+    return report, {"test digits": digits, **by_kind}, rule
+
+
+def section_not_digits(models: dict, data, out_dir) -> dict:
+    """7. Your own digit, and "that is not a digit": how well the energy rule tells digits from the rest."""
+    print("\n== 7. Your own digit, and \"that is not a digit\" ==")
+    say("a network trained on digits answers every picture with a digit. Pictures the project makes itself (blank "
+        "paper, noise, scribbles, letters, shapes) go through the same preparation as your own; the energy score "
+        "(mnist_common/rejection.py), with thresholds fitted on validation digits only, decides what to refuse")
+    pictures = not_digits(NOT_DIGIT_SAMPLES, SEED)
+    prepared = prepare_pictures(pictures)
+    results, scores, rules = {}, {}, {}
+    for name, model in models.items():
+        results[name], scores[name], rules[name] = rejection_report(model, data, pictures, prepared)
+        r = results[name]
+        say(f"{name}: AUROC {r['auroc']:.3f} (1 = every digit scores above every non-digit); at the threshold "
+            f"keeping 95% of validation digits it keeps {r['test_digits_kept']:.1%} of test digits and refuses "
+            f"{r['rejected_all']:.0%} of the non-digits: "
+            + ", ".join(f"{kind} {share:.0%}" for kind, share in r["rejected"].items()))
+    say("softmax confidence is not knowledge: it only compares the ten scores with each other. Try yours: "
+        "python 05_understand_model.py --image my_digit.png (add --explain to see every step of the preparation)")
+    figure = save_figure(plot_not_digits(scores, rules), out_dir, "05_not_a_digit.png")
+    return {"not_digits": results, "figures": [figure]}
 
 
 def best_runs_by_script(models_dir: Path) -> dict:
@@ -572,19 +661,20 @@ def section_reflection(results: dict, models_dir: Path, epsilons) -> None:
     """8. The numbers behind the reflection questions, for the learner's own models."""
     print("\n== 8. Reflection: what the numbers say (your models, your run) ==")
     for script, row in best_runs_by_script(models_dir).items():
-        print(f"best logged run of {script} (by validation): {row['test_acc']:.2%} test accuracy "
-              f"({int(row['parameters']):,} parameters, {row['train_seconds']:.0f} s)")
+        say(f"best logged run of {script} (by validation): {row['test_acc']:.2%} test accuracy "
+            f"({int(row['parameters']):,} parameters, {row['train_seconds']:.0f} s)")
     pairs, report = results["confused_pairs"], results["calibration"]
-    print(f"this CNN: {results['accuracy']:.2%}; most confused: "
-          + ", ".join(f"{a} and {b} ({n})" for n, a, b in pairs[:3]))
+    say(f"this CNN: {results['accuracy']:.2%}; most confused: "
+        + ", ".join(f"{a} and {b} ({n})" for n, a, b in pairs[:3]))
     before, after = report["before"].test_ece, report["after"].test_ece
-    print(f"when wrong it is still {results['confidence']['wrong_mean']:.0%} sure on average; temperature scaling "
-          f"(T = {report['after'].temperature:.2f}) takes the test calibration error from {before:.4f} to {after:.4f}"
-          + (" (better)" if after < before else " (no better: the network was already well calibrated)"))
+    say(f"when wrong it is still {results['confidence']['wrong_mean']:.0%} sure on average; temperature scaling "
+        f"(T = {report['after'].temperature:.2f}) takes the test calibration error from {before:.4f} to {after:.4f}"
+        + (" (better)" if after < before else " (slightly worse on the test set: the network was already well "
+                                              "calibrated)"))
     below_half = next((e for e, a in zip(epsilons, results["fgsm"]["CNN"]) if a < 0.5), None)
-    print("the smallest FGSM budget in the sweep that takes the CNN below 50%: "
-          + (f"epsilon {below_half:g}, a change of {below_half * 255:.0f} of 255 brightness levels per pixel"
-             if below_half is not None else "none up to the largest tried"))
+    say("the smallest FGSM budget in the sweep that takes the CNN below 50%: "
+        + (f"epsilon {below_half:g}, a change of {below_half * 255:.0f} of 255 brightness levels per pixel"
+           if below_half is not None else "none up to the largest tried"))
 
 
 def load_models(models_dir: Path, device, with_mlp: bool = True):
@@ -595,8 +685,8 @@ def load_models(models_dir: Path, device, with_mlp: bool = True):
     if with_mlp and mlp_path.exists():
         mlp = load_model(mlp_path, "03_train_model.py")[0].to(device)
     elif with_mlp:
-        print(f"{missing_model_message(mlp_path, '03_train_model.py')} to compare with the simple network; "
-              "carrying on with the CNN alone")
+        say(f"{missing_model_message(mlp_path, '03_train_model.py')} to compare with the simple network; "
+            "carrying on with the CNN alone")
     return cnn.to(device), cnn_checkpoint, mlp
 
 
@@ -605,8 +695,8 @@ def analyse(models_dir: Path, out_dir: Path, data_dir: Path, epsilons=EPSILONS, 
     device = pick_device()
     generator = set_seed(seed)
     cnn, checkpoint, mlp = load_models(models_dir, device)
-    print(f"precision: every number below is computed in fp32 (the CNN was trained in "
-          f"{checkpoint.get('precision', 'fp32')})")
+    say(f"precision: every number below is computed in fp32 (the CNN was trained in "
+        f"{checkpoint.get('precision', 'fp32')})")
     data = load_mnist(data_dir=data_dir).to(device)
     images, labels = data.test
     results = section_predictions(cnn, data, generator, out_dir)
@@ -616,20 +706,21 @@ def analyse(models_dir: Path, out_dir: Path, data_dir: Path, epsilons=EPSILONS, 
                     section_features(cnn, images, labels, out_dir),
                     section_saliency(cnn, images, labels, predictions, results["probs"], out_dir),
                     section_calibration(cnn, data, results["probs"], right, out_dir),
-                    section_adversarial(models, data, right, predictions, epsilons, out_dir)):
+                    section_adversarial(models, data, right, predictions, epsilons, out_dir),
+                    section_not_digits(models, data, out_dir)):
         results["figures"] += section.pop("figures")
         results |= section
-    section_your_digit()
     section_reflection(results, models_dir, epsilons)
     return results
 
 
-def your_digits(paths, models_dir: Path, out_dir: Path) -> dict:
-    """Section 7: predict the learner's own image files; a bad file is reported, the rest predicted."""
-    prepared, failed = {}, []
+def your_digits(paths, models_dir: Path, out_dir: Path, data_dir: Path, explain: bool = False) -> dict:
+    """Predict the learner's own image files; a bad file is reported, the rest predicted."""
+    good, prepared, failed = [], [], []
     for path in paths:  # bad files fail here, before any model loads
         try:
-            prepared[path] = prepare_digit(path)
+            prepared.append(prepare_digit(path))
+            good.append(path)
         except LearnerError as why:
             if len(paths) == 1:
                 raise
@@ -637,32 +728,37 @@ def your_digits(paths, models_dir: Path, out_dir: Path) -> dict:
             failed.append(path)
     if not prepared:
         raise LearnerError(f"none of the {len(paths)} images could be read (each is named above)")
-    good = list(prepared)
-    views = torch.stack([view for _, view in prepared.values()])  # (N, 28, 28)
     device = pick_device()
     cnn, checkpoint, _ = load_models(models_dir, device, with_mlp=False)
+    rule = fit_rejection_rule(cnn, load_mnist(data_dir=data_dir).val[0].to(device))
     norm = checkpoint["normalization"]
-    probs = predict_views(cnn, views, norm["mean"], norm["std"])
+    verdicts = rule.verdicts(predict_views(cnn, torch.stack([p.view for p in prepared]), norm["mean"], norm["std"]))
     print()
-    for path, p in zip(good, probs):
-        top = p.topk(2)
-        print(f"{path}: {top.indices[0].item()} ({top.values[0]:.1%}; next {top.indices[1].item()} "
-              f"{top.values[1]:.1%})")
-    figure = save_figure(plot_your_digits(good, [original for original, _ in prepared.values()], views, probs),
-                         out_dir, "05_your_digits.png")
-    return {"predictions": probs.argmax(1).tolist(), "probabilities": probs, "figure": figure, "failed": failed}
+    for path, p, verdict in zip(good, prepared, verdicts):
+        say(f"{path}: {verdict.text}" + "".join(f" (note: {note})" for note in p.notes))
+    names = [Path(path).name for path in good]
+    pages = [save_figure(plot_your_digits(names[i:i + PAGE_ROWS], prepared[i:i + PAGE_ROWS],
+                                          verdicts[i:i + PAGE_ROWS]), out_dir,
+                         "05_your_digits.png" if i == 0 else f"05_your_digits_{i // PAGE_ROWS + 1}.png")
+             for i in range(0, len(prepared), PAGE_ROWS)]
+    if explain:
+        pages.append(save_figure(plot_preparation(names[0], prepared[0]), out_dir, "05_preparation_steps.png"))
+    return {"predictions": [v.digit for v in verdicts], "verdicts": verdicts, "figures": pages,
+            "figure": pages[0], "failed": failed}
 
 
-def main(image_paths=None, export_dir=None, out_dir: Path = VIS_DIR, models_dir: Path = MODELS_DIR,
-         data_dir: Path = DATA_DIR, epsilons=EPSILONS, seed: int = SEED) -> dict:
-    if export_dir:
-        written = export_test_digits(load_mnist(normalized=False, data_dir=data_dir), export_dir)
-        print(f"wrote {len(written)} test digits to {export_dir}/; now try:\n"
-              f"  python 05_understand_model.py --image {Path(export_dir) / '*.png'}")
+def main(image_paths=None, export_dir=None, typed_dir=None, explain: bool = False, out_dir: Path = VIS_DIR,
+         models_dir: Path = MODELS_DIR, data_dir: Path = DATA_DIR, epsilons=EPSILONS, seed: int = SEED) -> dict:
+    if export_dir or typed_dir:
+        written = (export_test_digits(load_mnist(normalized=False, data_dir=data_dir), export_dir) if export_dir
+                   else export_typed_digits(typed_dir, seed))
+        folder = Path(export_dir or typed_dir)
+        print(f"wrote {len(written)} pictures of digits to {folder}/; now try:\n"
+              f"  python 05_understand_model.py --image {folder / '*.png'}")
         return {"exported": written}
     ensure_writable(out_dir, "figures")
     if image_paths:
-        return your_digits(image_paths, models_dir, out_dir)
+        return your_digits(image_paths, models_dir, out_dir, data_dir, explain)
     results = analyse(models_dir, out_dir, data_dir, epsilons, seed)
     print(f"\nwrote {len(results['figures'])} figures. Try your own digit: "
           "python 05_understand_model.py --image PATH")
@@ -672,13 +768,17 @@ def main(image_paths=None, export_dir=None, out_dir: Path = VIS_DIR, models_dir:
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--image", nargs="+", metavar="PATH", help="PNG or JPEG files of digits to recognise")
+    parser.add_argument("--explain", action="store_true", help="with --image: draw every preparation step")
     parser.add_argument("--export-test-digits", metavar="DIR", help="save one test digit per class as PNG files")
+    parser.add_argument("--export-typed-digits", metavar="DIR",
+                        help="save typed digits in three fonts, made to look like photos, as PNG files")
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     with friendly_errors():
         args = parse_args()
-        result = main(image_paths=args.image, export_dir=args.export_test_digits)
+        result = main(image_paths=args.image, export_dir=args.export_test_digits, typed_dir=args.export_typed_digits,
+                      explain=args.explain)
         if result.get("failed"):
             raise SystemExit(1)  # some of the images could not be read (each was named above)

@@ -4,8 +4,11 @@ Each module holds one kind of thing; everything is re-exported here.
 
   runtime.py      paths, learner-friendly errors, device, precision, seeds
   data.py         fetching and verifying MNIST, loading it as tensors, mini-batches
-  networks.py     SimpleNN (Phase 2) and CNN (Phase 5), and build_model for checkpoints
-  training.py     settings records, the training loop, evaluation, fit, the 03 and 04 recipes
+  networks.py     SimpleNN (Phase 2), CNN (Phase 5), DeepCNN and Ensemble (06), build_model
+  training.py     settings records, the training loop, evaluation, fit, the 03, 04 and 06 recipes
+  augment.py      shifting, turning and resizing whole batches (data augmentation)
+  robustness.py   accuracy on moved and turned test digits
+  handwriting.py  reading your own image files and preparing them as MNIST's digits
   checkpoints.py  saving and loading models, and never replacing a good one by accident
   experiments.py  the experiment log, models/experiments.csv
   figures.py      save_figure, and the figures several scripts draw
@@ -13,6 +16,7 @@ Each module holds one kind of thing; everything is re-exported here.
 Run `python -m mnist_common` to fetch and verify the data and nothing else.
 """
 
+from .augment import affine, random_affine, rotate, shift
 from .checkpoints import (
     atomic_save,
     describe_arch,
@@ -40,7 +44,20 @@ from .data import (
 )
 from .experiments import EXPERIMENT_LOG, log_experiment, print_best_runs, read_experiments
 from .figures import plot_curves, save_figure
-from .networks import ACTIVATIONS, CNN, IMAGE_PIXELS, NUM_CLASSES, SimpleNN, build_model, count_parameters
+from .handwriting import predict_views, prepare_digit, read_image
+from .networks import (
+    ACTIVATIONS,
+    CNN,
+    IMAGE_PIXELS,
+    NUM_CLASSES,
+    DeepCNN,
+    Ensemble,
+    SimpleNN,
+    build_model,
+    count_parameters,
+    dead_channels,
+)
+from .robustness import robustness_table, rotated_accuracy, shifted_accuracy
 from .runtime import (
     DATA_DIR,
     MODELS_DIR,
@@ -54,11 +71,14 @@ from .runtime import (
     friendly_errors,
     pick_device,
     pick_precision,
+    plural,
+    say,
     set_seed,
     shown,
 )
 from .training import (
     AT_CHANCE,
+    AugmentedCNNSettings,
     CNNSettings,
     DivergedError,
     EpochStats,
@@ -91,8 +111,11 @@ __all__ = [
     "ROOT",
     "SOURCES",
     "VIS_DIR",
+    "AugmentedCNNSettings",
     "CNNSettings",
+    "DeepCNN",
     "DivergedError",
+    "Ensemble",
     "EpochStats",
     "History",
     "LearnerError",
@@ -101,6 +124,7 @@ __all__ = [
     "SimpleNN",
     "TrainedRun",
     "TrainingSettings",
+    "affine",
     "atomic_save",
     "autocast",
     "batches",
@@ -109,6 +133,7 @@ __all__ = [
     "count_parameters",
     "cpu_bf16_feature",
     "cpu_has_native_bf16",
+    "dead_channels",
     "describe_arch",
     "ensure_mnist",
     "ensure_writable",
@@ -128,16 +153,27 @@ __all__ = [
     "pick_precision",
     "pixel_stats",
     "plot_curves",
+    "plural",
     "predict_logits",
+    "predict_views",
+    "prepare_digit",
     "previous_path",
     "print_best_runs",
+    "random_affine",
     "read_experiments",
     "read_idx",
+    "read_image",
+    "robustness_table",
+    "rotate",
+    "rotated_accuracy",
     "save_checkpoint",
     "save_figure",
     "save_run",
+    "say",
     "set_seed",
     "sha256_of",
+    "shift",
+    "shifted_accuracy",
     "shown",
     "start_training",
     "train_cnn",

@@ -1,8 +1,8 @@
 """Moving digits around: shifts and rotations of whole batches, on whatever device they live.
 
 Used twice: to MEASURE robustness (does a network still read a digit moved 4 pixels to the
-left?) and to AUGMENT training (show the network a freshly moved copy of every image, every
-epoch). Everything works on normalized (N, 1, 28, 28) batches, with the background filled in
+left? see robustness.py) and to AUGMENT training (show the network a freshly moved copy of
+every image, every epoch). Everything works on normalized (N, 1, 28, 28) batches, with the background filled in
 as the normalized value of a black pixel, so a moved digit looks like any other MNIST digit.
 """
 
@@ -12,8 +12,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-
-from .training import predict_logits
 
 DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0))  # right, left, down, up: (rows, columns) per pixel
 
@@ -56,20 +54,15 @@ def rotate(images: torch.Tensor, degrees: float, background: float) -> torch.Ten
                   background)
 
 
-def accuracy(model, images: torch.Tensor, labels: torch.Tensor) -> float:
-    return (predict_logits(model, images).argmax(1) == labels).float().mean().item()
+def random_affine(rotation: float, scale: float, shift_px: float, background: float):
+    """A function that gives every image of a batch its own random turn (+-rotation degrees), size
+    (1 +- scale) and position (+-shift_px pixels in each direction): data augmentation, on the device,
+    one affine_grid/grid_sample call per batch. It draws from torch's global generator (seeded)."""
+    def augment(images: torch.Tensor) -> torch.Tensor:
+        n, device = len(images), images.device
+        degrees = (torch.rand(n, device=device) * 2 - 1) * rotation
+        sizes = 1 + (torch.rand(n, device=device) * 2 - 1) * scale
+        moves = (torch.rand(n, 2, device=device) * 2 - 1) * shift_px
+        return affine(images, degrees, sizes, moves, background)
 
-
-def shifted_accuracy(model, images, labels, pixels: int, background: float) -> float:
-    """Accuracy on the images moved `pixels` in each of the four directions, averaged."""
-    if pixels == 0:
-        return accuracy(model, images, labels)
-    return sum(accuracy(model, shift(images, dr * pixels, dc * pixels, background), labels)
-               for dr, dc in DIRECTIONS) / len(DIRECTIONS)
-
-
-def rotated_accuracy(model, images, labels, degrees: float, background: float) -> float:
-    """Accuracy on the images turned by `degrees` clockwise and anticlockwise, averaged."""
-    if degrees == 0:
-        return accuracy(model, images, labels)
-    return sum(accuracy(model, rotate(images, sign * degrees, background), labels) for sign in (1, -1)) / 2
+    return augment

@@ -17,7 +17,7 @@ from torch import nn
 
 from .experiments import log_experiment
 from .networks import build_model, count_parameters
-from .runtime import LearnerError, shown
+from .runtime import LearnerError, say, shown
 from .training import AT_CHANCE, TrainedRun
 
 
@@ -118,13 +118,13 @@ def _compare_with_saved(path: Path, new_val_acc: float) -> None:
         keep = previous_path(path)
         shutil.copyfile(path, keep.with_name(keep.name + ".part"))
         os.replace(keep.with_name(keep.name + ".part"), keep)
-        print(f"note: this run's validation accuracy ({new_val_acc:.2%}) is {(old - new_val_acc) * 100:.2f} points "
+        say(f"note: this run's validation accuracy ({new_val_acc:.2%}) is {(old - new_val_acc) * 100:.2f} points "
               f"below the model it replaces in {shown(path)} ({old:.2%}); saving it as you asked, "
               f"and keeping the previous one as {shown(keep)}")
 
 
-def save_run(run: TrainedRun, data, path: Path, script: str) -> Path | None:
-    """Write the run's checkpoint (atomically) and a row of the experiment log.
+def save_run(run: TrainedRun, data, path: Path, script: str, log_dir: Path | None = None) -> Path | None:
+    """Write the run's checkpoint (atomically) and a row of the experiment log (beside it, or in log_dir).
 
     Returns None, and writes nothing, when the run has nothing worth keeping: no finished
     epoch, or a validation accuracy no better than guessing.
@@ -142,6 +142,6 @@ def save_run(run: TrainedRun, data, path: Path, script: str) -> Path | None:
                     normalization={"mean": data.mean, "std": data.std}, precision=run.precision,
                     device=next(run.model.parameters()).device.type,
                     history=[vars(stats) for stats in history.epochs], torch_version=str(torch.__version__))
-    log_experiment(path.parent, script, run.settings.as_record(), run.precision, history.epochs_run,
+    log_experiment(log_dir or path.parent, script, run.settings.as_record(), run.precision, history.epochs_run,
                    history.best_val_acc, run.test_acc, count_parameters(run.model), history.train_seconds)
     return path

@@ -11,7 +11,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .runtime import shown
+from .runtime import say, shown
 
 EXPERIMENT_LOG = "experiments.csv"  # inside the models folder
 LOG_COLUMNS = ["time", "script", "settings", "precision", "epochs_run", "best_val_acc", "test_acc",
@@ -91,17 +91,23 @@ def varying_settings(rows: list[dict]) -> dict[str, set]:
     return {script: {key for key, v in values.items() if len(v) > 1} for script, values in seen.items()}
 
 
+def shown_value(value) -> str:
+    """A setting as a learner wrote it: None as "off", lists compactly."""
+    return "off" if value is None else json.dumps(value).replace(" ", "")
+
+
 def print_best_runs(models_dir: Path, n: int = 5) -> None:
     """The best runs so far, ranked by VALIDATION accuracy (choosing by test accuracy would leak)."""
     rows = read_experiments(models_dir)
     if not rows:
         return
     varying = varying_settings(rows)
-    print(f"\nbest runs so far, ranked by validation accuracy ({len(rows)} logged in "
-          f"{shown(Path(models_dir) / EXPERIMENT_LOG)}; test accuracy shown beside, never used to choose):")
+    print()
+    say(f"best runs so far, ranked by validation accuracy ({len(rows)} logged in "
+        f"{shown(Path(models_dir) / EXPERIMENT_LOG)}; test accuracy shown beside, never used to choose):")
     print(f"  {'val acc':>7}  {'test acc':>8}  {'params':>9}  {'seconds':>7}  {'script':<22} settings that differ")
     for row in rows[:n]:
-        differ = " ".join(f"{key}={json.dumps(row['settings'][key])}" for key in sorted(varying[row["script"]])
+        differ = " ".join(f"{key}={shown_value(row['settings'][key])}" for key in sorted(varying[row["script"]])
                           if key in row["settings"]) or "-"
         print(f"  {row['best_val_acc']:7.2%}  {row['test_acc']:8.2%}  {int(row['parameters']):9,}  "
               f"{row['train_seconds']:7.1f}  {row['script']:<22} {differ}")

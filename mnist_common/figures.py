@@ -51,6 +51,7 @@ def plot_curves(history: History, title: str):
     for ax in (loss_ax, acc_ax):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        ax.set_xlim(0.5, len(epochs) + 0.5)  # room around the first and last epoch (and the best-epoch line)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)

@@ -3,50 +3,90 @@
 MNIST's recipe: light ink on a black background; the digit cropped to its ink, scaled so its
 longer side is 20 pixels, and placed in a 28x28 image with its centre of mass in the middle.
 A network trained on MNIST has only ever seen digits made that way, so a photo or a drawing
-must be made that way too before the network can read it.
+must be made that way too before the network can read it. Real pictures need a few more steps
+than MNIST's scanned forms did, each a small function below:
+
+  read_image          any PNG or JPEG (16-bit, transparent) -> grayscale, 0-1
+  to_ink              ink bright on dark, as MNIST's (light paper is inverted)
+  remove_background   subtract the paper's own, uneven brightness (shadows, lighting)
+  ink_mask            which pixels are ink: Otsu's threshold
+  keep_strokes        drop specks far smaller than the largest stroke
+  crop_to_ink         the box around the strokes
+  thicken             widen thin pen strokes to MNIST's stroke width before shrinking
+  shrink_to_box       longer side 20 pixels, brightest ink 1.0
+  centre_by_mass      into 28x28, centre of mass in the middle
+
+`prepare_digit(path)` runs them all and keeps every step, for `--explain` to draw.
 """
 
 from __future__ import annotations
 
+import io
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .runtime import LearnerError
 from .training import predict_logits
 
 MNIST_BOX = 20  # MNIST scaled each digit's longer side to 20 pixels ...
 MNIST_SIZE = 28  # ... and centred it, by centre of mass, in a 28x28 image
+MNIST_STROKE = 2.5  # typical stroke width, in pixels of that 20-pixel box
 MAX_PIXELS = 40_000_000  # refuse larger images (a phone photo has about 12 million pixels)
+WORKING_SIZE = 320  # pictures are prepared at most this many pixels across: plenty for a 20-pixel digit
+SPECK_SHARE = 0.08  # a blob of ink smaller than 8% of the largest stroke is a speck, not part of the digit
+FAINT = 0.2  # ink less than this much brighter than its background is paper grain or shadow, not a digit
 
 
+@dataclass
+class PreparedDigit:
+    """Every step of the preparation, each a 2-D float array in 0-1 (for --explain), and the result."""
+
+    original: np.ndarray  # as read, grayscale
+    ink: np.ndarray  # bright ink on dark, at working size
+    clean: np.ndarray  # background removed
+    mask: np.ndarray  # what counts as ink (bool), specks removed
+    crop: np.ndarray  # the box around the strokes, thickened
+    small: np.ndarray  # longer side 20 pixels
+    view: torch.Tensor  # (28, 28): what the network sees
+    notes: list[str] = field(default_factory=list)  # anything a learner should know about this picture
+
+
+# --- Reading -------------------------------------------------------------------------------------------
 def read_image(path: Path) -> np.ndarray:
-    """An image file as grayscale (H, W) in 0-1, whatever its format, depth or transparency.
-
-    8- and 16-bit images are scaled to 0-1 by their own range; a drawing on a transparent
-    background (the default of drawing apps) is laid on white paper, strokes dark.
-    """
-    from PIL import Image, UnidentifiedImageError
-
+    """An image file as grayscale (H, W) in 0-1, whatever its format, depth or transparency."""
     path = Path(path)
     if path.is_dir():
         raise LearnerError(f"{path} is a folder, not an image: give the path of a PNG or JPEG file inside it")
     if not path.is_file():
         raise LearnerError(f"{path} not found: give the path of a PNG or JPEG file")
+    return image_from_bytes(path.read_bytes(), str(path))
+
+
+def image_from_bytes(data: bytes, name: str = "the image") -> np.ndarray:
+    """Encoded image bytes (PNG, JPEG...) as grayscale (H, W) in 0-1.
+
+    8- and 16-bit images are scaled to 0-1 by their own range; a drawing on a transparent
+    background (the default of drawing apps) becomes dark strokes on light paper.
+    """
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # too large is our one line, below
-            with Image.open(path) as opened:
+            with Image.open(io.BytesIO(data)) as opened:
                 if opened.width * opened.height > MAX_PIXELS:
                     raise Image.DecompressionBombError
                 return _to_gray(opened)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise LearnerError(f"{path} is too large ({MAX_PIXELS:,} pixels at most): shrink it, a few hundred "
+        raise LearnerError(f"{name} is too large ({MAX_PIXELS:,} pixels at most): shrink it, a few hundred "
                            "pixels across is plenty") from None
     except (UnidentifiedImageError, OSError, ValueError):
-        raise LearnerError(f"{path} is not an image this script can read: use a PNG or JPEG file") from None
+        raise LearnerError(f"{name} is not an image this script can read: use a PNG or JPEG file") from None
 
 
 def _to_gray(image) -> np.ndarray:
@@ -62,39 +102,149 @@ def _to_gray(image) -> np.ndarray:
         rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255
         alpha = rgba[..., 3]
         if (alpha < 0.5).any():  # a transparent background: whatever is opaque is ink
-            gray = rgba[..., :3].mean(-1)
             if (alpha > 0.5).mean() < 0.5:  # strokes on a see-through page: ink = opacity
                 return 1 - alpha
-            return alpha * gray + (1 - alpha) * 1.0  # an opaque picture with transparent margins: on white
+            return alpha * rgba[..., :3].mean(-1) + (1 - alpha)  # an opaque picture with transparent margins
     return np.asarray(image.convert("L"), dtype=np.float32) / 255
 
 
-def edge_pixels(image: np.ndarray) -> np.ndarray:
-    """The pixels along the four edges of an image: mostly background in a photo of a digit."""
-    return np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+# --- The steps ---------------------------------------------------------------------------------------------
+def _pool(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:
+    """Max (or min) over a size x size neighbourhood of a (H, W) image, same size out.
 
-
-def prepare_digit(path: Path) -> tuple[np.ndarray, torch.Tensor]:
-    """Read an image file and prepare it as MNIST was: returns (original, (28, 28) in 0-1).
-
-    Grayscale; invert if the background is light (MNIST is light ink on black); crop to the
-    ink; scale the longer side to 20 pixels; centre by centre of mass in a 28x28 image.
+    A square's maximum is the maximum along rows, then along columns: two thin windows cost
+    2 * size comparisons per pixel instead of size * size.
     """
-    from PIL import Image
+    sign = 1 if mode == "max" else -1
+    y = sign * x[None, None]
+    y = F.max_pool2d(y, (1, size), stride=1, padding=(0, size // 2))
+    y = F.max_pool2d(y, (size, 1), stride=1, padding=(size // 2, 0))
+    return sign * y[0, 0, : x.shape[0], : x.shape[1]]
 
-    original = read_image(path)
-    ink = 1 - original if np.median(edge_pixels(original)) > 0.5 else original  # light paper: invert
-    ink = np.clip(ink - np.median(edge_pixels(ink)), 0, None)  # the paper's own shade is not ink
-    if ink.max() < 0.1:
-        raise LearnerError(f"{path} looks blank: no digit found (draw it darker, or on a plainer background)")
-    ink /= ink.max()
-    rows, cols = np.nonzero(ink > 0.2)
-    ink = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]  # crop to the ink
-    height, width = ink.shape
+
+def to_ink(gray: np.ndarray) -> np.ndarray:
+    """Bright ink on a dark background at working size: light paper is inverted, large photos shrunk."""
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])  # mostly paper
+    ink = 1 - gray if np.median(border) > 0.5 else gray
+    scale = WORKING_SIZE / max(ink.shape)
+    if scale < 1:  # average neighbouring pixels: no detail a 20-pixel digit needs is lost
+        t = torch.from_numpy(np.ascontiguousarray(ink, dtype=np.float32))[None, None]
+        ink = F.interpolate(t, scale_factor=scale, mode="area")[0, 0].numpy()
+    return ink.astype(np.float32)
+
+
+def remove_background(ink: np.ndarray) -> np.ndarray:
+    """Subtract the paper's own brightness, estimated where there is no stroke.
+
+    An "opening" (the darkest value nearby, then the brightest of those) erases every stroke
+    thinner than its window and keeps the slowly varying background: shadows, uneven light,
+    grey paper. What is left after subtracting it is ink.
+    """
+    x = torch.from_numpy(ink)
+    window = max(15, max(ink.shape) // 4) | 1  # odd, and much wider than any pen stroke
+    background = _pool(_pool(x, window, "min"), window, "max")
+    background = F.avg_pool2d(background[None, None], 9, stride=1, padding=4, count_include_pad=False)[0, 0]
+    return (x - background).clamp_min(0).numpy()
+
+
+def otsu_threshold(values: np.ndarray) -> float:
+    """Otsu's threshold: the brightness that best splits the values into two groups (ink, paper)."""
+    counts, edges = np.histogram(values, bins=128, range=(0, max(float(values.max()), 1e-6)))
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight = np.cumsum(counts)
+    mean = np.cumsum(counts * centres)
+    total, total_mean = weight[-1], mean[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (total_mean * weight / total - mean) ** 2 / (weight * (total - weight))
+    return float(centres[np.nanargmax(np.nan_to_num(between, nan=-1))])
+
+
+def ink_mask(clean: np.ndarray) -> np.ndarray:
+    """Which pixels are ink: above Otsu's threshold (and clearly above the paper)."""
+    if clean.max() < FAINT:
+        return np.zeros_like(clean, dtype=bool)
+    return clean > max(otsu_threshold(clean), FAINT)
+
+
+def connected_components(mask: np.ndarray, coarse: int = 96) -> tuple[np.ndarray, int]:
+    """Label the 8-connected blobs of a boolean mask: (labels, count), label 0 = background.
+
+    The labels spread on a copy at most `coarse` pixels across (each coarse pixel is ink if any
+    pixel under it is), then come back to full size: far fewer steps, and blobs a pixel or two
+    apart, which no one would call separate strokes, count as one.
+    """
+    factor = max(1, -(-max(mask.shape) // coarse))
+    full = torch.from_numpy(mask.astype(np.float32))
+    inside = F.max_pool2d(full[None, None], factor, ceil_mode=True)[0, 0] > 0 if factor > 1 else full > 0
+    h, w = inside.shape
+    labels = torch.where(inside, torch.arange(1, h * w + 1, dtype=torch.float32).reshape(h, w), 0)
+    while True:  # every ink pixel takes the largest label around it, until nothing changes
+        grown = torch.where(inside, _pool(labels, 3, "max"), 0)
+        if torch.equal(grown, labels):
+            break
+        labels = grown
+    labels = labels.repeat_interleave(factor, 0).repeat_interleave(factor, 1)[: mask.shape[0], : mask.shape[1]]
+    labels = torch.where(full > 0, labels, 0)
+    unique, relabelled = torch.unique(labels, return_inverse=True)
+    return relabelled.numpy(), len(unique) - 1
+
+
+def keep_strokes(mask: np.ndarray) -> np.ndarray:
+    """Drop specks: blobs far smaller than the largest stroke (a dot of dirt, a stray mark)."""
+    labels, count = connected_components(mask)
+    if count <= 1:
+        return mask
+    areas = np.bincount(labels.ravel())[1:]  # the area of each blob
+    keep = np.flatnonzero(areas >= SPECK_SHARE * areas.max()) + 1
+    return np.isin(labels, keep)
+
+
+def crop_to_ink(clean: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The box around the kept strokes, with everything outside them (specks, smudges) set to 0."""
+    near = _pool(torch.from_numpy(mask.astype(np.float32)), 3, "max").numpy() > 0  # keep the strokes' soft edges
+    kept = np.where(near, clean, 0)
+    rows, cols = np.nonzero(kept > 0.05 * kept.max())
+    return kept[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Roughly how many pixels wide the strokes are: peel the mask one pixel layer at a time."""
+    x, depth = torch.from_numpy(mask.astype(np.float32)), torch.zeros(mask.shape)
+    for _ in range(64):
+        if x.sum() == 0:
+            break
+        depth += x
+        x = _pool(x, 3, "min")
+    inside = depth[torch.from_numpy(mask)]
+    return 2 * float(inside.quantile(0.9)) if len(inside) else 0.0
+
+
+def thicken(crop: np.ndarray) -> np.ndarray:
+    """Widen thin strokes so that, shrunk to 20 pixels, they are as wide as MNIST's (about 2.5).
+
+    A 2-pixel pen line on a 600-pixel drawing would otherwise shrink to a tenth of a pixel: a
+    faint grey smear the network has never seen. Thickening before shrinking keeps it a stroke.
+    """
+    target = MNIST_STROKE * max(crop.shape) / MNIST_BOX  # MNIST's stroke width, in this crop's pixels
+    width = stroke_width(crop > 0.5 * crop.max())
+    grow = round((target - width) / 2)
+    if grow < 1:
+        return crop
+    return _pool(torch.from_numpy(crop), 2 * grow + 1, "max").numpy()
+
+
+def shrink_to_box(crop: np.ndarray) -> np.ndarray:
+    """Longer side 20 pixels (averaging, so edges stay soft), then the brightest ink set to 1.0 as in MNIST."""
+    height, width = crop.shape
     scale = MNIST_BOX / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    small = np.asarray(Image.fromarray((ink * 255).astype(np.uint8)).resize(size, Image.LANCZOS),
-                       dtype=np.float32) / 255
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    t = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32))[None, None]
+    small = F.interpolate(t, size=size, mode="area" if scale < 1 else "bilinear")[0, 0].numpy()
+    return small / max(float(small.max()), 1e-8)
+
+
+def centre_by_mass(small: np.ndarray) -> torch.Tensor:
+    """Place the 20-pixel digit in 28x28 with its centre of mass at (14, 14), as MNIST did."""
     total = small.sum()
     cy = (small.sum(1) * np.arange(small.shape[0])).sum() / total  # centre of mass, row
     cx = (small.sum(0) * np.arange(small.shape[1])).sum() / total  # centre of mass, column
@@ -103,11 +253,34 @@ def prepare_digit(path: Path) -> tuple[np.ndarray, torch.Tensor]:
     left = int(np.clip(round(MNIST_SIZE / 2 - cx), 0, MNIST_SIZE - small.shape[1]))
     canvas = np.zeros((MNIST_SIZE, MNIST_SIZE), dtype=np.float32)
     canvas[top:top + small.shape[0], left:left + small.shape[1]] = small
-    return original, torch.from_numpy(canvas)
+    return torch.from_numpy(canvas)
+
+
+def prepare_image(gray: np.ndarray, name: str = "the image") -> PreparedDigit:
+    """A grayscale picture (H, W) in 0-1 -> MNIST's format, every step kept. Refuses blanks and specks."""
+    ink = to_ink(gray)
+    clean = remove_background(ink)
+    mask = ink_mask(clean)
+    if mask.sum() == 0:
+        raise LearnerError(f"{name} looks blank: no digit found (draw it darker, or on a plainer background)")
+    mask = keep_strokes(mask)
+    if mask.sum() < 12 or max(np.ptp(np.nonzero(mask)[0]), np.ptp(np.nonzero(mask)[1])) < 6:
+        raise LearnerError(f"{name} holds only a speck of ink, not a digit: draw the digit larger")
+    crop = thicken(crop_to_ink(clean, mask))
+    small = shrink_to_box(crop)
+    notes = []
+    if float(np.percentile(clean[mask], 50)) < 1.5 * FAINT:
+        notes.append("the ink is faint against the paper: a darker pen or more light would help")
+    return PreparedDigit(gray, ink, clean, mask, crop, small, centre_by_mass(small), notes)
+
+
+def prepare_digit(path: Path) -> PreparedDigit:
+    """Read an image file and prepare it as MNIST prepared its digits."""
+    return prepare_image(read_image(path), str(path))
 
 
 def predict_views(model, views: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    """Probabilities (N, 10) for prepared (N, 28, 28) images in 0-1, normalized as in training."""
+    """Logits (N, 10) for prepared (N, 28, 28) images in 0-1, normalized as in training."""
     device = next(model.parameters()).device
     x = ((views - mean) / std).unsqueeze(1).to(device)  # (N, 1, 28, 28)
-    return torch.softmax(predict_logits(model, x), 1).cpu()
+    return predict_logits(model, x).cpu()

@@ -10,6 +10,7 @@ import os
 import random
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,25 @@ def friendly_errors():
     except KeyboardInterrupt:
         print("\nstopped by Ctrl-C", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+def say(text: str, width: int = 100) -> None:
+    """Print a line, wrapping it at `width` columns if it is longer, so it reads well in any terminal.
+
+    A short line (a table row) is printed exactly as it is; a long one keeps its indentation,
+    and its continuation lines are indented two more spaces.
+    """
+    if len(text) <= width:
+        print(text)
+        return
+    indent = text[:len(text) - len(text.lstrip(" "))]
+    print(textwrap.fill(text.strip(), width=width, initial_indent=indent, subsequent_indent=indent + "  ",
+                        break_long_words=False, break_on_hyphens=False))
+
+
+def plural(count: int, word: str) -> str:
+    """plural(1, "channel") -> "1 channel"; plural(3, "channel") -> "3 channels"."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def shown(path: Path) -> str:

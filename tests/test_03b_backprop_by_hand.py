@@ -76,9 +76,9 @@ def test_l2_keeps_the_weights_smaller(arrays):
 
 
 def test_main_writes_its_figures(tmp_path):
-    result = backprop.main(out_dir=tmp_path, models_dir=tmp_path, per_array=3)
+    result = backprop.main(out_dir=tmp_path, models_dir=tmp_path, per_array=3, epochs=1)
     assert [p.name for p in result["figures"]] == [
         "03b_gradient_check.png", "03b_training.png", "03b_cost_functions.png", "03b_initialization.png",
         "03b_vanishing_gradients.png", "03b_regularization.png"]
     assert result["checks"]["right"] < 1e-6 < 1e-2 < result["checks"]["broken"]
-    assert result["training"]["test_acc"] >= 0.97 and result["training"]["torch_seconds"] is None
+    assert result["training"]["test_acc"] >= 0.95 and result["training"]["torch_seconds"] is None

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mnist_common.augment import affine, rotate, shift
+from mnist_common.augment import affine, random_affine, rotate, shift
 
 BACKGROUND = -0.4241416  # a black pixel, normalized with MNIST's training mean and spread (float32)
 
@@ -59,3 +59,14 @@ def test_four_quarter_turns_come_back(data):
     for _ in range(4):
         turned = rotate(turned, 90.0, BACKGROUND)
     assert torch.allclose(turned, images, atol=1e-3)
+
+
+def test_random_augmentation_keeps_images_sane(data):
+    images = data.test[0][:256]
+    torch.manual_seed(0)
+    moved = random_affine(12, 0.1, 2.5, BACKGROUND)(images)
+    assert moved.shape == images.shape
+    assert moved.min() >= BACKGROUND - 1e-4 and moved.max() <= images.max() + 1e-4  # no new extremes
+    # a little ink may leave the frame or be resized, but the average brightness stays close
+    assert abs(moved.mean().item() - images.mean().item()) < 0.05
+    assert not torch.allclose(moved, images)  # and each image really changed

@@ -201,7 +201,7 @@ def test_two_processes_fetching_into_one_folder_both_succeed(tmp_path):
         with open(mnist_common.DATA_DIR / "MNIST" / "raw" / name, "rb") as src, gzip.open(raw / f"{name}.gz",
                                                                                             "wb") as dst:
             shutil.copyfileobj(src, dst)
-    for _ in range(3):
+    for _ in range(2):
         for name in mnist_common.MNIST_FILES:
             (raw / name).unlink(missing_ok=True)
         both = [subprocess.Popen([sys.executable, "-c", FETCH, str(tmp_path)], cwd=mnist_common.ROOT,
