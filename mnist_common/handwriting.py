@@ -154,9 +154,10 @@ def otsu_threshold(values: np.ndarray) -> float:
     weight = np.cumsum(counts)
     mean = np.cumsum(counts * centres)
     total, total_mean = weight[-1], mean[-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        between = (total_mean * weight / total - mean) ** 2 / (weight * (total - weight))
-    return float(centres[np.nanargmax(np.nan_to_num(between, nan=-1))])
+    split = (weight > 0) & (weight < total)  # thresholds that leave pixels on both sides
+    between = np.full(len(counts), -1.0)
+    between[split] = (total_mean * weight[split] / total - mean[split]) ** 2 / (weight[split] * (total - weight[split]))
+    return float(centres[between.argmax()])
 
 
 def ink_mask(clean: np.ndarray) -> np.ndarray:
