@@ -54,10 +54,11 @@ def digit_counts(labels: torch.Tensor) -> torch.Tensor:
 
 
 def print_counts(data) -> None:
-    print(f"\n{'digit':>5} {'train':>6} {'val':>5} {'test':>5}")
+    width = max(5, *(len(name) for name in data.classes))
+    print(f"\n{data.dataset.item:>{width}} {'train':>6} {'val':>5} {'test':>5}")
     counts = [digit_counts(split[1]) for split in (data.train, data.val, data.test)]
-    for digit in range(10):
-        print(f"{digit:>5} {counts[0][digit]:>6,} {counts[1][digit]:>5,} {counts[2][digit]:>5,}")
+    for digit, name in enumerate(data.classes):
+        print(f"{name:>{width}} {counts[0][digit]:>6,} {counts[1][digit]:>5,} {counts[2][digit]:>5,}")
 
 
 def ink_box(image: torch.Tensor) -> tuple[slice, slice]:
@@ -129,7 +130,7 @@ def zero_versus_eight(data, box: int, ink_level: int) -> dict:
 
 
 # --- Pictures ---------------------------------------------------------------------------
-def plot_samples(images, labels, per_digit: int):
+def plot_samples(images, labels, per_digit: int, classes, title: str):
     """One mosaic image: a row of `per_digit` examples for each digit, with a thin gap between."""
     gap = 2
     tiles = torch.zeros(10, per_digit, 28 + gap, 28 + gap, dtype=torch.uint8)
@@ -138,9 +139,9 @@ def plot_samples(images, labels, per_digit: int):
     mosaic = tiles.permute(0, 2, 1, 3).reshape(10 * (28 + gap), per_digit * (28 + gap))
     fig, ax = plt.subplots(figsize=(per_digit * 0.8, 8.2))
     ax.imshow(mosaic.numpy(), cmap="gray")
-    ax.set_yticks([digit * (28 + gap) + 14 for digit in range(10)], [str(d) for d in range(10)], fontsize=13)
+    ax.set_yticks([digit * (28 + gap) + 14 for digit in range(10)], classes, fontsize=13 if len(classes[0]) == 1 else 9)
     ax.set_xticks([])
-    ax.set_title("MNIST training images, one row per digit (label on the left)")
+    ax.set_title(f"{title} training images, one row per label (on the left)")
     return fig
 
 
@@ -160,13 +161,13 @@ def plot_seven(image, label):
     return fig
 
 
-def plot_digit_means(means):
+def plot_digit_means(means, classes):
     fig, axes = plt.subplots(1, 10, figsize=(14, 1.9))
     for digit, ax in enumerate(axes):
         ax.imshow(means[digit].numpy(), cmap="magma")
-        ax.set_title(str(digit))
+        ax.set_title(classes[digit], fontsize=10)
         ax.axis("off")
-    fig.suptitle("The average training image of each digit: bright where most writers put ink", y=1.05)
+    fig.suptitle("The average training image of each label: bright where most images have ink", y=1.05)
     return fig
 
 
@@ -183,6 +184,7 @@ def plot_pixel_histogram(images):
 
 
 def plot_class_distribution(data):
+    """The share of each label in each split."""
     fig, ax = plt.subplots(figsize=(8, 4))
     width = 0.27
     for offset, (name, split) in zip((-width, 0, width),
@@ -190,16 +192,16 @@ def plot_class_distribution(data):
         share = digit_counts(split[1]).float() / len(split[1]) * 100
         ax.bar((torch.arange(10) + offset).numpy(), share.numpy(), width, label=f"{name} ({len(split[1]):,})")
     ax.axhline(10, color="gray", linestyle=":", label="perfectly balanced (10%)")
-    ax.set_xticks(range(10))
-    ax.set_xlabel("digit")
+    ax.set_xticks(range(10), data.classes, rotation=0 if data.dataset.key == "mnist" else 30)
+    ax.set_xlabel(data.dataset.item)
     ax.set_ylabel("share of the split (%)")
     ax.set_ylim(0, 16)
-    ax.set_title("How often each digit appears: roughly balanced, and the same in every split")
+    ax.set_title(f"How often each {data.dataset.item} appears: about a tenth each, in every split")
     ax.legend(loc="upper center", ncol=4, fontsize=8)
     return fig
 
 
-def plot_similarity(distances, per_digit_accuracy, overall):
+def plot_similarity(distances, per_digit_accuracy, overall, classes, item: str):
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     shown_dist = distances.clone()
     shown_dist.fill_diagonal_(float("nan"))
@@ -210,27 +212,30 @@ def plot_similarity(distances, per_digit_accuracy, overall):
                 far = distances[i, j] > distances.max() * 0.75
                 left.text(j, i, f"{distances[i, j]:.1f}", ha="center", va="center", fontsize=7,
                           color="white" if far else "black")
-    left.set_xticks(range(10))
-    left.set_yticks(range(10))
+    rotation = 0 if len(classes[0]) == 1 else 45
+    left.set_xticks(range(10), classes, rotation=rotation, ha="right" if rotation else "center")
+    left.set_yticks(range(10), classes)
     left.set_title("Distance between mean images\n(small = the average shapes look alike)")
     fig.colorbar(im, ax=left, shrink=0.8, label="distance (square root of the summed squared pixel differences)")
     bars = right.bar(range(10), per_digit_accuracy.numpy() * 100, color="tab:green")
     right.bar_label(bars, fmt="%.0f", fontsize=8)
-    right.set_xticks(range(10))
+    right.set_xticks(range(10), classes, rotation=rotation, ha="right" if rotation else "center")
     right.set_ylim(0, 105)
-    right.set_xlabel("digit")
+    right.set_xlabel(item)
     right.set_ylabel("test images recognised (%)")
     right.set_title(f"Nearest-mean-image classifier: {overall:.1%} overall\n"
-                    "(low bars: digits whose shapes vary or resemble others)")
+                    f"(low bars: {item}s whose shapes vary or resemble others)")
     return fig
 
 
-def plot_zero_versus_eight(means, rule, box: int):
+def plot_zero_versus_eight(means, rule, box: int, classes):
+    zero, eight = classes[0], classes[8]
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
     lo = (28 - box) // 2
     difference = means[8] - means[0]
-    panels = ((axes[0], means[0], "mean 0", "magma"), (axes[1], means[8], "mean 8", "magma"),
-              (axes[2], difference, "mean 8 minus mean 0\n(red: more ink in 8s, blue: in 0s)", "bwr"))
+    panels = ((axes[0], means[0], f"mean {zero}", "magma"), (axes[1], means[8], f"mean {eight}", "magma"),
+              (axes[2], difference, f"mean {eight} minus mean {zero}\n(red: more ink in {eight}s, blue: in {zero}s)",
+               "bwr"))
     for ax, image, title, cmap in panels:
         limit = difference.abs().max().item() if cmap == "bwr" else None
         ax.imshow(image.numpy(), cmap=cmap, vmin=-limit if limit else None, vmax=limit)
@@ -239,12 +244,13 @@ def plot_zero_versus_eight(means, rule, box: int):
         ax.axis("off")
     steps = box * box  # the share of ink moves in steps of 1/steps: one bin per possible value
     bins = ((torch.arange(steps + 2) - 0.5) / steps).numpy()
-    axes[3].hist(rule["train_0"].numpy(), bins=bins, alpha=0.6, label="0s", color="tab:blue")
-    axes[3].hist(rule["train_8"].numpy(), bins=bins, alpha=0.6, label="8s", color="tab:red")
+    axes[3].hist(rule["train_0"].numpy(), bins=bins, alpha=0.6, label=f"{zero}s", color="tab:blue")
+    axes[3].hist(rule["train_8"].numpy(), bins=bins, alpha=0.6, label=f"{eight}s", color="tab:red")
     axes[3].axvline(rule["threshold"], color="black", linestyle="--", label="threshold")
     axes[3].set_xlabel(f"share of ink in the central {box}x{box} square")
     axes[3].set_ylabel("training images")
-    axes[3].set_title(f'Rule "ink in the middle means 8":\n{rule["test_accuracy"]:.1%} right on test 0s and 8s')
+    axes[3].set_title(f'Rule "ink in the middle means {eight}":\n{rule["test_accuracy"]:.1%} right on test {zero}s '
+                      f'and {eight}s')
     axes[3].set_xlim(-0.03, 1.03)
     axes[3].legend()
     return fig
@@ -258,10 +264,14 @@ def show_the_numbers(data, digit_to_print: int) -> tuple[torch.Tensor, tuple[flo
     print_counts(data)
     train_images, train_labels = data.train
     example = train_images[train_labels == digit_to_print][0]
-    print_as_numbers(example, digit_to_print)
+    print_as_numbers(example, data.classes[digit_to_print])
     row, col = centre_of_mass(train_images)
-    say(f"MNIST scaled each digit to fit 20x20 pixels and centred its ink's centre of mass: on average at "
-        f"row {row:.2f}, column {col:.2f} of the 28x28 grid (05 prepares your own digits the same way)")
+    if data.dataset.key == "mnist":
+        say(f"MNIST scaled each digit to fit 20x20 pixels and centred its ink's centre of mass: on average at "
+            f"row {row:.2f}, column {col:.2f} of the 28x28 grid (05 prepares your own digits the same way)")
+    else:
+        say(f"the centre of mass of {data.dataset.title}'s images lies on average at row {row:.2f}, column "
+            f"{col:.2f} of the 28x28 grid")
     return example, (row, col)
 
 
@@ -281,21 +291,25 @@ def show_hard_digits(data, means) -> dict:
     per_digit, overall = template_matching(means, *data.test)
     masked = distances + torch.eye(10) * 1e9
     closest = sorted((masked[i, j].item(), i, j) for i in range(10) for j in range(i + 1, 10))[:3]
-    print("\n== Why some digits are harder ==")
-    say("closest pairs of mean images: " + ", ".join(f"{i} and {j} ({d:.2f})" for d, i, j in closest))
-    say(f"nearest-mean-image classifier on the test split: {overall:.1%} overall; per digit: "
-        + ", ".join(f"{d}: {acc:.0%}" for d, acc in enumerate(per_digit.tolist())))
-    say(f"hardest for it: {per_digit.argsort()[:3].tolist()}; easiest: {per_digit.argmax().item()}. "
-        "A network must learn more than one average shape per digit.")
+    print(f"\n== Why some {data.dataset.item}s are harder ==")
+    say("closest pairs of mean images: " + ", ".join(f"{data.classes[i]} and {data.classes[j]} ({d:.2f})"
+                                                     for d, i, j in closest))
+    names = data.classes
+    say(f"nearest-mean-image classifier on the test split: {overall:.1%} overall; per {data.dataset.item}: "
+        + ", ".join(f"{names[d]}: {acc:.0%}" for d, acc in enumerate(per_digit.tolist())))
+    say(f"hardest for it: {', '.join(names[d] for d in per_digit.argsort()[:3].tolist())}; easiest: "
+        f"{names[per_digit.argmax().item()]}. A network must learn more than one average shape per "
+        f"{data.dataset.item}.")
     return {"distances": distances, "per_digit": per_digit, "overall": overall, "closest": closest}
 
 
 def show_zero_versus_eight(data, centre_box: int, ink_level: int) -> dict:
     """The plan's question 3, answered with a one-sentence rule and its measured accuracy."""
     rule = zero_versus_eight(data, centre_box, ink_level)
-    print("\n== Telling a 0 from an 8 by hand ==")
+    zero, eight = data.classes[0], data.classes[8]
+    print(f"\n== Telling {zero} from {eight} by hand ==")
     say(f'rule: "if more than {rule["threshold"]:.0%} of the central {centre_box}x{centre_box} square is '
-        f'ink, it is an 8, else a 0" -> {rule["test_accuracy"]:.1%} right on the test 0s and 8s')
+        f'ink, it is {eight}, else {zero}" -> {rule["test_accuracy"]:.1%} right on the test {zero}s and {eight}s')
     say("a hand-written rule gets far, but every rule has exceptions; a network finds its own rules")
     return rule
 
@@ -314,14 +328,15 @@ def main(out_dir: Path = VIS_DIR, data_dir: Path = DATA_DIR, digit_to_print: int
 
     print("\n== Figures ==")
     written = [
-        save_figure(plot_samples(train_images, train_labels, samples_per_digit), out_dir, "01_samples.png"),
-        save_figure(plot_seven(example, digit_to_print), out_dir, "01_digit_as_numbers.png"),
-        save_figure(plot_digit_means(means), out_dir, "01_digit_means.png"),
+        save_figure(plot_samples(train_images, train_labels, samples_per_digit, data.classes, data.dataset.title),
+                    out_dir, "01_samples.png"),
+        save_figure(plot_seven(example, data.classes[digit_to_print]), out_dir, "01_digit_as_numbers.png"),
+        save_figure(plot_digit_means(means, data.classes), out_dir, "01_digit_means.png"),
         save_figure(plot_pixel_histogram(train_images), out_dir, "01_pixel_histogram.png"),
         save_figure(plot_class_distribution(data), out_dir, "01_class_distribution.png"),
-        save_figure(plot_similarity(hard["distances"], hard["per_digit"], hard["overall"]), out_dir,
-                    "01_digit_similarity.png"),
-        save_figure(plot_zero_versus_eight(means, rule, centre_box), out_dir, "01_zero_vs_eight.png"),
+        save_figure(plot_similarity(hard["distances"], hard["per_digit"], hard["overall"], data.classes,
+                                    data.dataset.item), out_dir, "01_digit_similarity.png"),
+        save_figure(plot_zero_versus_eight(means, rule, centre_box, data.classes), out_dir, "01_zero_vs_eight.png"),
     ]
     print(f"\nwrote {len(written)} figures. Next: python 02_simple_nn.py")
     return {"data": data, "mean": mean, "std": std, "centre": centre, "template_accuracy": hard["overall"],

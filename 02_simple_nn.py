@@ -124,18 +124,18 @@ def activation_curves(x: torch.Tensor) -> dict:
 
 
 # --- Pictures ---------------------------------------------------------------------------
-def plot_untrained_prediction(image, label, probs):
+def plot_untrained_prediction(image, label, probs, classes):
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1, 2]})
     left.imshow(image.squeeze().cpu().numpy(), cmap="gray")
-    left.set_title(f"a test image (label {label})")
+    left.set_title(f"a test image (label {classes[label]})")
     left.axis("off")
     bars = right.bar(range(10), probs.numpy() * 100, color="tab:orange")
     right.bar_label(bars, fmt="%.1f", fontsize=8)
     right.axhline(10, color="gray", linestyle=":", label="10%: a blind guess")
-    right.set_xticks(range(10))
-    right.set_xlabel("digit")
+    right.set_xticks(range(10), classes, rotation=0 if len(classes[0]) == 1 else 30)
+    right.set_xlabel("label")
     right.set_ylabel("probability (%)")
-    right.set_title(f"untrained network: guesses {probs.argmax().item()}, but every digit gets about 10%")
+    right.set_title(f"untrained network: guesses {classes[probs.argmax().item()]}, but every label gets about 10%")
     right.legend()
     return fig
 
@@ -202,7 +202,7 @@ def show_forward_pass(model: SimpleNN, image: torch.Tensor, label: int, show: in
     values = forward_pass(model, image)
     names = list(values)
     pre, post, scores = values[names[1]], values[names[2]], values[names[-2]]
-    print(f"\n== Forward propagation, one test image (a {label}) ==")
+    print(f"\n== Forward propagation, one test image (label {label}) ==")
     pixels = values["input"]
     say(f"input: 784 normalized pixels, from {pixels.min():.2f} (background) to {pixels.max():.2f} (ink)")
     say(f"hidden layer, weighted sums z = W1 x + b1, shape {tuple(pre.shape)}; the first {show}: "
@@ -224,7 +224,9 @@ def show_untrained_accuracy(model: SimpleNN, data, index: int, probs: torch.Tens
     with torch.no_grad():
         accuracy = (model(test_images).argmax(1) == test_labels).float().mean().item()
     print("\n== An untrained prediction ==")
-    say(f"test image #{index} is a {test_labels[index].item()}; the network guesses {probs.argmax().item()} "
+    names = data.classes
+    truth, guess = names[test_labels[index].item()], names[probs.argmax().item()]
+    say(f"test image #{index} is a {truth}; the network guesses {guess} "
         f"with only {probs.max():.1%}; on all {len(test_labels):,} test images it is right {accuracy:.1%} "
         "of the time (a blind guess: 10%)")
     say("why near 10%: the weights start as small random numbers, so all ten scores are close "
@@ -289,7 +291,7 @@ def main(out_dir: Path = VIS_DIR, data_dir: Path = DATA_DIR, hidden_sizes=HIDDEN
 
     print("\n== Figures ==")
     written = [
-        save_figure(plot_untrained_prediction(test_images[index], label, forward["probs"]), out_dir,
+        save_figure(plot_untrained_prediction(test_images[index], label, forward["probs"], data.classes), out_dir,
                     "02_untrained_prediction.png"),
         save_figure(plot_softmax(steps, TEMPERATURES, PLAN_LOGITS), out_dir, "02_softmax.png"),
         save_figure(plot_activations(x, activation_curves(x)), out_dir, "02_activations.png"),

@@ -450,7 +450,7 @@ def plot_regularization(results: dict, l2: float):
 # --- The story ---------------------------------------------------------------------------------
 def numpy_splits(data) -> dict:
     """The normalized splits as NumPy arrays: images flattened to (N, 784), labels (N,)."""
-    out = {}
+    out = {"classes": data.classes}
     for name, (x, y) in (("train", data.train), ("val", data.val), ("test", data.test)):
         out[f"{name}_x"], out[f"{name}_y"] = x.flatten(1).numpy(), y.numpy()
     return out
@@ -461,7 +461,7 @@ def show_forward_pass(data, seed: int) -> tuple[Network, dict]:
     net = init_network([784, HIDDEN, 10], np.random.default_rng(seed))
     zs, activations = forward(net, data["test_x"][:1])
     label = data["test_y"][0]
-    print(f"\n== 1. Forward pass, one test image (a {label}) ==")
+    print(f"\n== 1. Forward pass, one test image (a {data['classes'][label]}) ==")
     def numbers(values, digits=3):
         return " ".join(f"{v:+.{digits}f}" for v in values)
 
@@ -480,7 +480,7 @@ def show_backward_pass(net: Network, example: dict) -> None:
     delta2 = example["activations"][-1] - y
     print("\n== 2. Backward pass (backward() above: the four equations, for this image) ==")
     say(f"BP1 output error  delta2 = a2 - y: {delta2.shape}, " + " ".join(f"{v:+.3f}" for v in delta2[0])
-        + f" (negative only at the true digit, {example['label']})")
+        + f" (negative only at the true label, {example['label']})")
     say(f"BP2 sent back     delta1 = (delta2 @ W2) * ReLU'(z1): (1, {HIDDEN}); zero wherever z1 <= 0")
     say(f"BP3 biases        dC/db2 = delta2 {grad_b[1].shape}, dC/db1 = delta1 {grad_b[0].shape}")
     say(f"BP4 weights       dC/dW2 = delta2.T @ a1 {grad_W[1].shape}, dC/dW1 = delta1.T @ x {grad_W[0].shape}: "

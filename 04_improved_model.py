@@ -397,7 +397,7 @@ def main(settings: CNNSettings | None = None, feature_map_digit: int = FEATURE_M
 
 def draw_feature_maps(model: CNN, data, index: int, out_dir: Path) -> list[Path]:
     """Both layers' feature maps for one test digit, with silent and dead channels marked."""
-    image, label = data.test[0][index:index + 1], data.test[1][index].item()
+    image, label = data.test[0][index:index + 1], data.classes[data.test[1][index].item()]
     first, second = model.feature_maps(image)
     dead1, dead2 = dead_in_each_layer(model, data.test[0][:1000])
     return [save_figure(plot_feature_maps(image[0], first[0], f"First layer: 32 feature maps (28x28) of a {label}",

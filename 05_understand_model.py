@@ -27,11 +27,14 @@ import torch
 import torch.nn.functional as F
 
 from mnist_common import (
+    CLASS_NAMES,
     DATA_DIR,
+    DATASET_ENV,
     MODELS_DIR,
     VIS_DIR,
     LearnerError,
     batches,
+    current_dataset,
     dead_channels,
     ensure_writable,
     evaluate,
@@ -88,8 +91,8 @@ def percent(p) -> str:
     return "<1%" if 0 < p < 0.005 else (">99%" if 0.995 < p < 1 else f"{p:.0%}")
 
 
-def plot_gallery(images, labels, probs, title, indices):
-    """Digits with the network's top answer and the probability it gave the TRUE digit."""
+def plot_gallery(images, labels, probs, title, indices, classes=CLASS_NAMES):
+    """Images with the network's top answer and the probability it gave the TRUE label."""
     cols = 8
     rows = (len(indices) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.75, rows * 2.3), squeeze=False)
@@ -99,15 +102,18 @@ def plot_gallery(images, labels, probs, title, indices):
         label, (answer, runner_up) = labels[i].item(), probs[i].topk(2).indices.tolist()
         ax.imshow(images[i].squeeze().cpu().numpy(), cmap="gray")
         if answer == label:
-            title = f"{label}: {percent(probs[i, label])}\nnext {runner_up}: {percent(probs[i, runner_up])}"
+            caption = (f"{classes[label]}: {percent(probs[i, label])}\n"
+                       f"next {classes[runner_up]}: {percent(probs[i, runner_up])}")
         else:
-            title = f"true {label}: {percent(probs[i, label])}\nanswer {answer}: {percent(probs[i, answer])}"
-        ax.set_title(title, fontsize=8.5, color="darkgreen" if answer == label else "darkred")
+            caption = (f"true {classes[label]}: {percent(probs[i, label])}\n"
+                       f"answer {classes[answer]}: {percent(probs[i, answer])}")
+        ax.set_title(caption, fontsize=8.5 if len(classes[0]) == 1 else 7,
+                     color="darkgreen" if answer == label else "darkred")
     fig.suptitle(title)
     return fig
 
 
-def plot_confusion(matrix):
+def plot_confusion(matrix, classes=CLASS_NAMES):
     fig, ax = plt.subplots(figsize=(7.5, 6.5))
     off_diagonal = matrix.clone().float()
     off_diagonal.fill_diagonal_(float("nan"))
@@ -116,10 +122,11 @@ def plot_confusion(matrix):
         for p in range(10):
             ax.text(p, t, str(matrix[t, p].item()), ha="center", va="center", fontsize=8,
                     color="gray" if t == p else "black")
-    ax.set_xticks(range(10))
-    ax.set_yticks(range(10))
-    ax.set_xlabel("predicted digit")
-    ax.set_ylabel("true digit")
+    ax.set_xticks(range(10), classes, rotation=0 if len(classes[0]) == 1 else 45,
+                  ha="center" if len(classes[0]) == 1 else "right")
+    ax.set_yticks(range(10), classes)
+    ax.set_xlabel("predicted label")
+    ax.set_ylabel("true label")
     ax.set_title("Confusion matrix on the 10,000 test images\n(diagonal: correct, grey; red: mistakes)")
     fig.colorbar(im, ax=ax, shrink=0.8, label="mistakes")
     return fig
@@ -149,7 +156,7 @@ def channel_selectivity(means: torch.Tensor) -> torch.Tensor:
     return selectivity
 
 
-def plot_channel_selectivity(selectivity):
+def plot_channel_selectivity(selectivity, classes=CLASS_NAMES):
     """Preference on a log scale centred on 1: red = fires more for that digit, blue = less."""
     fig, ax = plt.subplots(figsize=(15, 4.2))
     limit = 3.0  # a rare channel can reach 9x; beyond 3x (or below 1/3) the colour saturates
@@ -159,12 +166,12 @@ def plot_channel_selectivity(selectivity):
     dead = torch.isnan(selectivity[0]).nonzero().flatten().tolist()
     for c in dead:
         ax.text(c, 4.5, "dead", rotation=90, ha="center", va="center", fontsize=8)
-    ax.set_yticks(range(10))
-    ax.set_ylabel("digit")
+    ax.set_yticks(range(10), classes)
+    ax.set_ylabel("label")
     ax.set_xlabel("second-layer channel")
     dead_note = f"; grey: {plural(len(dead), 'dead channel')}, one that (almost) never fires" if dead else ""
-    ax.set_title(f"How strongly each second-layer channel prefers each digit (white = as much as for the average "
-                 f"digit{dead_note})")
+    ax.set_title(f"How strongly each second-layer channel prefers each label (white = as much as for the average "
+                 f"label{dead_note})")
     bar = fig.colorbar(im, ax=ax, shrink=0.9, label="fires ... times as much as on average")
     ticks = [1 / 3, 1 / 2, 1, 2, 3]
     bar.set_ticks(np.log2(ticks), labels=["1/3 or less", "1/2", "1", "2", "3 or more"])
@@ -183,7 +190,7 @@ def show_overlay(ax, image, saliency_map, limit: float, title: str, colour: str 
     ax.axis("off")
 
 
-def plot_saliency(right_examples: dict, wrong_examples: dict):
+def plot_saliency(right_examples: dict, wrong_examples: dict, classes=CLASS_NAMES):
     """Top: one digit of each kind and its map. Bottom: mistakes, mapped for the answer and for the truth."""
     fig = plt.figure(figsize=(16, 8.4), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.15])
@@ -193,16 +200,16 @@ def plot_saliency(right_examples: dict, wrong_examples: dict):
     axes = top.subplots(2, 10)
     for i in range(10):
         axes[0, i].imshow(right_examples["images"][i].squeeze().cpu().numpy(), cmap="gray")
-        axes[0, i].set_title(f"a {right_examples['labels'][i].item()}", fontsize=9)
+        name = classes[right_examples["labels"][i].item()]
+        axes[0, i].set_title(f"a {name}", fontsize=9)
         axes[0, i].axis("off")
-        show_overlay(axes[1, i], right_examples["images"][i], right_examples["maps"][i], limit,
-                     f"map for {right_examples['labels'][i].item()}")
+        show_overlay(axes[1, i], right_examples["images"][i], right_examples["maps"][i], limit, f"map for {name}")
     top.suptitle("Read correctly: red = more ink here would raise that digit's score, blue = it would lower it "
                  "(SmoothGrad; one colour scale for the whole figure)", fontsize=11)
     n = len(wrong_examples["images"])
     axes = bottom.subplots(2, max(n, 1), squeeze=False)
     for i in range(n):
-        answer, truth = wrong_examples["answers"][i].item(), wrong_examples["labels"][i].item()
+        answer, truth = classes[wrong_examples["answers"][i].item()], classes[wrong_examples["labels"][i].item()]
         show_overlay(axes[0, i], wrong_examples["images"][i], wrong_examples["maps_answer"][i], limit,
                      f"read as {answer}: map for {answer}", "darkred")
         show_overlay(axes[1, i], wrong_examples["images"][i], wrong_examples["maps_truth"][i], limit,
@@ -364,14 +371,15 @@ def plot_fgsm_curve(epsilons, results):
     return fig
 
 
-def plot_fooled(clean, attacked, labels, clean_pred, attacked_pred, probs, epsilon, flipped_share: float):
+def plot_fooled(clean, attacked, labels, clean_pred, attacked_pred, probs, epsilon, flipped_share: float,
+                classes=CLASS_NAMES):
     n = len(clean)
     fig, axes = plt.subplots(2, n, figsize=(n * 1.6, 4), squeeze=False)
     for i in range(n):
         axes[0, i].imshow(clean[i].squeeze().cpu().numpy(), cmap="gray")
-        axes[0, i].set_title(f"{labels[i].item()} -> {clean_pred[i].item()}", fontsize=9)
+        axes[0, i].set_title(f"{classes[labels[i].item()]} -> {classes[clean_pred[i].item()]}", fontsize=9)
         axes[1, i].imshow(attacked[i].squeeze().cpu().numpy(), cmap="gray")
-        axes[1, i].set_title(f"-> {attacked_pred[i].item()} ({probs[i]:.0%})", fontsize=9, color="darkred")
+        axes[1, i].set_title(f"-> {classes[attacked_pred[i].item()]} ({probs[i]:.0%})", fontsize=9, color="darkred")
         axes[0, i].axis("off")
         axes[1, i].axis("off")
     fig.suptitle(f"Ten digits the attack flips (at epsilon {epsilon} it flips {flipped_share:.1%} of the digits the "
@@ -483,32 +491,35 @@ def section_predictions(cnn, data, generator, out_dir) -> dict:
     wrong = wrong[confidence[wrong].argsort(descending=True)][:GALLERY_SIZE]  # most confident mistakes first
     figures = [
         save_figure(plot_gallery(images, labels, probs, "Correct predictions (random picks): the answer's probability "
-                                 "and the runner-up's",
-                                 confident.tolist()), out_dir, "05_correct_predictions.png"),
+                                 "and the runner-up's", confident.tolist(), data.classes), out_dir,
+                    "05_correct_predictions.png"),
         save_figure(plot_gallery(images, labels, probs, "Wrong predictions, most confident first: many are "
-                                 "ambiguous even to people", wrong.tolist()), out_dir, "05_wrong_predictions.png"),
+                                 "ambiguous even to people", wrong.tolist(), data.classes), out_dir,
+                    "05_wrong_predictions.png"),
     ]
     second = (probs[~right].topk(2).indices[:, 1] == labels[~right]).float().mean().item()
-    say(f"look for: the mistakes are mostly odd or ambiguous handwriting; in {second:.0%} of them the true digit is "
-        "the network's second choice")
+    say(f"look for: the mistakes are mostly odd or ambiguous {data.dataset.item}s; in {second:.0%} of them the true "
+        "label is the network's second choice")
     return {"accuracy": accuracy, "probs": probs, "predictions": predictions, "right": right, "figures": figures}
 
 
-def section_confusions(labels, predictions, out_dir) -> dict:
-    """2. Which pairs of digits the CNN mixes up, against the plan's guesses."""
+def section_confusions(labels, predictions, out_dir, classes=CLASS_NAMES) -> dict:
+    """2. Which pairs of labels the CNN mixes up, against the plan's guesses."""
     print("\n== 2. Confusions ==")
     matrix = confusion_matrix(labels.cpu(), predictions.cpu())
     pairs = confused_pairs(matrix)
-    say("most confused pairs (mistakes both ways): " + ", ".join(f"{a}/{b}: {n}" for n, a, b in pairs[:5]))
+    say("most confused pairs (mistakes both ways): "
+        + ", ".join(f"{classes[a]}/{classes[b]}: {n}" for n, a, b in pairs[:5]))
     rank = {(a, b): i + 1 for i, (_, a, b) in enumerate(pairs)}
-    say("the plan's guesses: " + ", ".join(
-        f"{a}/{b}: {matrix[a, b] + matrix[b, a]} mistakes (rank {rank[tuple(sorted((a, b)))]} of 45)"
-        for a, b in PLAN_GUESSES))
-    figure = save_figure(plot_confusion(matrix), out_dir, "05_confusion_matrix.png")
+    if tuple(classes) == tuple(CLASS_NAMES):  # the plan guessed pairs of digits
+        say("the plan's guesses: " + ", ".join(
+            f"{a}/{b}: {matrix[a, b] + matrix[b, a]} mistakes (rank {rank[tuple(sorted((a, b)))]} of 45)"
+            for a, b in PLAN_GUESSES))
+    figure = save_figure(plot_confusion(matrix, classes), out_dir, "05_confusion_matrix.png")
     return {"confusion": matrix, "confused_pairs": pairs, "figures": [figure]}
 
 
-def section_features(cnn, images, labels, out_dir) -> dict:
+def section_features(cnn, images, labels, out_dir, classes=CLASS_NAMES) -> dict:
     """3. What the second layer's channels respond to."""
     print("\n== 3. Learned features ==")
     say("the first layer's filters and both layers' feature maps are drawn by 04_improved_model.py: "
@@ -516,22 +527,23 @@ def section_features(cnn, images, labels, out_dir) -> dict:
     selectivity = channel_selectivity(channel_means_per_digit(cnn, images, labels))
     favourite = selectivity.nan_to_num(0).argmax(0)  # (64,) the digit each channel prefers
     alive = ~torch.isnan(selectivity[0])
-    say("number of second-layer channels that prefer each digit: "
-        + ", ".join(f"{d}: {int(((favourite == d) & alive).sum())}" for d in range(10)))
+    say("number of second-layer channels that prefer each label: "
+        + ", ".join(f"{classes[d]}: {int(((favourite == d) & alive).sum())}" for d in range(10)))
     strongest = selectivity.nan_to_num(0).max(0).values.argsort(descending=True)[:3].tolist()
     say("most selective channels: " + ", ".join(
-        f"{c} fires {selectivity[favourite[c], c]:.1f}x as much for {favourite[c].item()}s" for c in strongest))
+        f"{c} fires {selectivity[favourite[c], c]:.1f}x as much for {classes[favourite[c].item()]}s"
+        for c in strongest))
     dead = int(torch.isnan(selectivity[0]).sum())
     if dead:
-        say(f"{plural(dead, 'channel')} (almost) never fire on the test digits: nearly every value computed there "
+        say(f"{plural(dead, 'channel')} (almost) never fire on the test images: nearly every value computed there "
             "is negative, so ReLU zeroes it (a \"dead\" channel, drawn grey)")
     say("look for: channels that fire mostly for one or two digits are detectors of parts "
         "(a closed loop, a long diagonal, a horizontal top bar)")
-    figure = save_figure(plot_channel_selectivity(selectivity), out_dir, "05_channel_activity.png")
+    figure = save_figure(plot_channel_selectivity(selectivity, classes), out_dir, "05_channel_activity.png")
     return {"selectivity": selectivity, "figures": [figure]}
 
 
-def section_saliency(cnn, images, labels, predictions, probs, out_dir) -> dict:
+def section_saliency(cnn, images, labels, predictions, probs, out_dir, classes=CLASS_NAMES) -> dict:
     """4. Where in the image the CNN looks: SmoothGrad maps for right and for wrong answers."""
     print("\n== 4. Where the network looks ==")
     right_picks = torch.stack([torch.nonzero((labels == d) & (predictions == d)).squeeze(1)[0] for d in range(10)])
@@ -545,7 +557,7 @@ def section_saliency(cnn, images, labels, predictions, probs, out_dir) -> dict:
     wrong_examples = {"images": images[wrong], "labels": labels[wrong], "answers": predictions[wrong],
                       "maps_answer": maps(images[wrong], predictions[wrong]),
                       "maps_truth": maps(images[wrong], labels[wrong])}
-    figure = save_figure(plot_saliency(right_examples, wrong_examples), out_dir, "05_saliency.png")
+    figure = save_figure(plot_saliency(right_examples, wrong_examples, classes), out_dir, "05_saliency.png")
     say("look for: red along the strokes that make the digit what it is, and blue in the places where ink "
         "would make it another digit (closing the top of a 4 makes a 9). In the mistakes, compare the two maps: "
         "the answer's map shows which strokes argued for it")
@@ -594,7 +606,7 @@ def section_adversarial(models: dict, data, right, predictions, epsilons, out_di
     share = flipped.sum().item() / max(right[:2000].sum().item(), 1)
     figures.append(save_figure(plot_fooled(images[fooled], attacked[fooled], labels[fooled], predictions[fooled],
                                            attacked_probs[fooled].argmax(1), attacked_probs[fooled].max(1).values,
-                                           FOOLED_EPSILON, share), out_dir, "05_fgsm_examples.png"))
+                                           FOOLED_EPSILON, share, data.classes), out_dir, "05_fgsm_examples.png"))
     say(f"look for: at epsilon {FOOLED_EPSILON} the changes are faint speckles a person ignores, "
         "yet the answers change")
     return {"fgsm": {"epsilons": list(epsilons), **sweep}, "figures": figures}
@@ -631,6 +643,9 @@ def rejection_report(model, data, pictures: dict, prepared: dict) -> tuple[dict,
 def section_not_digits(models: dict, data, out_dir) -> dict:
     """7. Your own digit, and "that is not a digit": how well the energy rule tells digits from the rest."""
     print("\n== 7. Your own digit, and \"that is not a digit\" ==")
+    if data.dataset.key != "mnist":
+        say(f"this section is about handwritten digits: it runs with MNIST only (this run uses {data.dataset.title})")
+        return {"figures": []}
     say("a network trained on digits answers every picture with a digit. Pictures the project makes itself (blank "
         "paper, noise, scribbles, letters, shapes) go through the same preparation as your own; the energy score "
         "(mnist_common/rejection.py), with thresholds fitted on validation digits only, decides what to refuse")
@@ -657,7 +672,7 @@ def best_runs_by_script(models_dir: Path) -> dict:
     return best
 
 
-def section_reflection(results: dict, models_dir: Path, epsilons) -> None:
+def section_reflection(results: dict, models_dir: Path, epsilons, classes=CLASS_NAMES) -> None:
     """8. The numbers behind the reflection questions, for the learner's own models."""
     print("\n== 8. Reflection: what the numbers say (your models, your run) ==")
     for script, row in best_runs_by_script(models_dir).items():
@@ -665,7 +680,7 @@ def section_reflection(results: dict, models_dir: Path, epsilons) -> None:
             f"({int(row['parameters']):,} parameters, {row['train_seconds']:.0f} s)")
     pairs, report = results["confused_pairs"], results["calibration"]
     say(f"this CNN: {results['accuracy']:.2%}; most confused: "
-        + ", ".join(f"{a} and {b} ({n})" for n, a, b in pairs[:3]))
+        + ", ".join(f"{classes[a]} and {classes[b]} ({n})" for n, a, b in pairs[:3]))
     before, after = report["before"].test_ece, report["after"].test_ece
     say(f"when wrong it is still {results['confidence']['wrong_mean']:.0%} sure on average; temperature scaling "
         f"(T = {report['after'].temperature:.2f}) takes the test calibration error from {before:.4f} to {after:.4f}"
@@ -702,15 +717,15 @@ def analyse(models_dir: Path, out_dir: Path, data_dir: Path, epsilons=EPSILONS, 
     results = section_predictions(cnn, data, generator, out_dir)
     predictions, right = results["predictions"], results["right"]
     models = {"CNN": cnn} if mlp is None else {"MLP": mlp, "CNN": cnn}
-    for section in (section_confusions(labels, predictions, out_dir),
-                    section_features(cnn, images, labels, out_dir),
-                    section_saliency(cnn, images, labels, predictions, results["probs"], out_dir),
+    for section in (section_confusions(labels, predictions, out_dir, data.classes),
+                    section_features(cnn, images, labels, out_dir, data.classes),
+                    section_saliency(cnn, images, labels, predictions, results["probs"], out_dir, data.classes),
                     section_calibration(cnn, data, results["probs"], right, out_dir),
                     section_adversarial(models, data, right, predictions, epsilons, out_dir),
                     section_not_digits(models, data, out_dir)):
         results["figures"] += section.pop("figures")
         results |= section
-    section_reflection(results, models_dir, epsilons)
+    section_reflection(results, models_dir, epsilons, data.classes)
     return results
 
 
@@ -758,6 +773,9 @@ def main(image_paths=None, export_dir=None, typed_dir=None, explain: bool = Fals
         return {"exported": written}
     ensure_writable(out_dir, "figures")
     if image_paths:
+        if current_dataset().key != "mnist":
+            raise LearnerError(f"--image reads handwritten digits with the MNIST models: unset {DATASET_ENV} "
+                               f"(it is set to {current_dataset().key})")
         return your_digits(image_paths, models_dir, out_dir, data_dir, explain)
     results = analyse(models_dir, out_dir, data_dir, epsilons, seed)
     print(f"\nwrote {len(results['figures'])} figures. Try your own digit: "

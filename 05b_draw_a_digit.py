@@ -30,9 +30,11 @@ import torch
 
 from mnist_common import (
     DATA_DIR,
+    DATASET_ENV,
     MODELS_DIR,
     ROOT,
     LearnerError,
+    current_dataset,
     ensure_writable,
     friendly_errors,
     load_mnist,
@@ -60,6 +62,8 @@ class DrawingApp:
     """The two networks, loaded once, and the two things the page can ask of them."""
 
     def __init__(self, models_dir: Path = MODELS_DIR, data_dir: Path = DATA_DIR, save_dir: Path = SAVE_DIR):
+        if current_dataset().key != "mnist":
+            raise LearnerError(f"the drawing page reads handwritten digits with the MNIST models: unset {DATASET_ENV}")
         self.models = {name: load_model(Path(models_dir) / file, script) for name, file, script in
                        (("cnn", "cnn.pt", "04_improved_model.py"), ("mlp", "mlp.pt", "03_train_model.py"))}
         validation = load_mnist(data_dir=data_dir).val[0]

@@ -15,9 +15,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .data import DATASETS, MNIST, current_dataset
 from .experiments import log_experiment
 from .networks import build_model, count_parameters
-from .runtime import LearnerError, say, shown
+from .runtime import DATASET_ENV, LearnerError, say, shown
 from .training import AT_CHANCE, TrainedRun
 
 
@@ -69,6 +70,11 @@ def load_checkpoint(path: Path, make_script: str) -> dict:
     if not isinstance(checkpoint, dict) or "arch" not in checkpoint or "state_dict" not in checkpoint:
         raise LearnerError(f"{shown(path)} was not written by this project: "
                            f"run `python {make_script}` to make a new one")
+    trained_on, here = DATASETS.get(checkpoint.get("dataset", "mnist"), MNIST), current_dataset()
+    if trained_on != here:
+        raise LearnerError(f"{shown(path)} was trained on {trained_on.title}, but this run uses {here.title} "
+                           f"({DATASET_ENV}={here.key if here.key != 'mnist' else 'unset'}): set {DATASET_ENV} to "
+                           f"match, or run `python {make_script}`")
     return checkpoint
 
 
@@ -140,6 +146,7 @@ def save_run(run: TrainedRun, data, path: Path, script: str, log_dir: Path | Non
     save_checkpoint(path, run.model, script=script, settings=run.settings.as_record(), metrics=metrics,
                     parameters=count_parameters(run.model), train_seconds=history.train_seconds,
                     normalization={"mean": data.mean, "std": data.std}, precision=run.precision,
+                    dataset=data.dataset.key,
                     device=next(run.model.parameters()).device.type,
                     history=[vars(stats) for stats in history.epochs], torch_version=str(torch.__version__))
     log_experiment(log_dir or path.parent, script, run.settings.as_record(), run.precision, history.epochs_run,

@@ -18,9 +18,11 @@ import torch
 
 # Paths come from this file's location, never from the working directory.
 ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = ROOT / "data"  # the datasets, fetched on first use
-MODELS_DIR = ROOT / "models"  # checkpoints and the experiment log
-VIS_DIR = ROOT / "visualizations"  # figures
+DATASET_ENV = "MNIST_DATASET"  # mnist (the default) or fashion: which dataset every script uses
+_SUBFOLDER = "fashion" if os.environ.get(DATASET_ENV, "").strip().lower() == "fashion" else ""
+DATA_DIR = ROOT / "data"  # the datasets, fetched on first use (data/MNIST, data/FashionMNIST)
+MODELS_DIR = ROOT / "models" / _SUBFOLDER  # checkpoints and the experiment log (models/fashion for Fashion-MNIST)
+VIS_DIR = ROOT / "visualizations" / _SUBFOLDER  # figures (visualizations/fashion for Fashion-MNIST)
 
 DEVICE_ENV = "MNIST_DEVICE"  # cpu, cuda or mps: overrides the automatic choice of device
 PRECISION_ENV = "MNIST_PRECISION"  # fp32 or bf16: overrides the automatic choice of precision

