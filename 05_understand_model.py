@@ -484,7 +484,7 @@ def section_predictions(cnn, data, generator, out_dir) -> dict:
     confidence, predictions = probs.max(1)
     right = predictions == labels
     accuracy = right.float().mean().item()
-    say(f"the CNN gets {int(right.sum()):,} of {len(labels):,} test digits right ({accuracy:.2%})")
+    say(f"the CNN gets {int(right.sum()):,} of {len(labels):,} test images right ({accuracy:.2%})")
     confident = torch.nonzero(right).squeeze(1)
     confident = confident[torch.randperm(len(confident), generator=generator)[:GALLERY_SIZE].to(labels.device)]
     wrong = torch.nonzero(~right).squeeze(1)
@@ -537,8 +537,9 @@ def section_features(cnn, images, labels, out_dir, classes=CLASS_NAMES) -> dict:
     if dead:
         say(f"{plural(dead, 'channel')} (almost) never fire on the test images: nearly every value computed there "
             "is negative, so ReLU zeroes it (a \"dead\" channel, drawn grey)")
-    say("look for: channels that fire mostly for one or two digits are detectors of parts "
-        "(a closed loop, a long diagonal, a horizontal top bar)")
+    say("look for: channels that fire mostly for one or two labels are detectors of parts "
+        + ("(a closed loop, a long diagonal, a horizontal top bar)" if tuple(classes) == tuple(CLASS_NAMES)
+           else "(a sleeve, a heel, a strap)"))
     figure = save_figure(plot_channel_selectivity(selectivity, classes), out_dir, "05_channel_activity.png")
     return {"selectivity": selectivity, "figures": [figure]}
 
@@ -558,9 +559,11 @@ def section_saliency(cnn, images, labels, predictions, probs, out_dir, classes=C
                       "maps_answer": maps(images[wrong], predictions[wrong]),
                       "maps_truth": maps(images[wrong], labels[wrong])}
     figure = save_figure(plot_saliency(right_examples, wrong_examples, classes), out_dir, "05_saliency.png")
-    say("look for: red along the strokes that make the digit what it is, and blue in the places where ink "
-        "would make it another digit (closing the top of a 4 makes a 9). In the mistakes, compare the two maps: "
-        "the answer's map shows which strokes argued for it")
+    example = ("(closing the top of a 4 makes a 9)" if tuple(classes) == tuple(CLASS_NAMES)
+               else "(longer sleeves make a shirt a pullover)")
+    say("look for: red along the strokes that make the image what it is, and blue in the places where ink "
+        f"would make it something else {example}. In the mistakes, compare the two maps: the answer's map shows "
+        "which strokes argued for it")
     return {"figures": [figure]}
 
 
