@@ -200,8 +200,8 @@ class LossWatch:
     and keeps it there, or to infinity.
     """
 
-    def __init__(self):
-        self.start = None  # the loss of the very first batch, before any step
+    def __init__(self, watch_rise: bool = True):
+        self.start = None if watch_rise else math.inf  # the loss of the run's very first batch, before any step
         self.strikes = 0
 
     def first(self, loss: float) -> None:
@@ -222,7 +222,9 @@ def train_one_epoch(model, images, labels, optimizer, *, batch_size, generator, 
                     description="training"):
     """One pass over the training data in shuffled mini-batches; returns (mean loss, accuracy)."""
     model.train()  # dropout and batch norm behave as in training
-    watch = watch or LossWatch()
+    # fit() passes one watch for the whole run; called on its own, an epoch only checks for NaN,
+    # since its first batch is no longer the run's starting point
+    watch = watch or LossWatch(watch_rise=False)
     device = labels.device
     total_loss = torch.zeros((), device=device)
     window_loss, window_steps = torch.zeros((), device=device), 0

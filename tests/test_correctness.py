@@ -249,3 +249,14 @@ def test_loss_watch_tolerates_a_healthy_start_and_catches_a_blow_up():
             watch.check(loss, 100)
     with pytest.raises(DivergedError, match="became nan"):
         watch.check(math.nan, 150)
+
+
+def test_a_later_epoch_called_on_its_own_is_not_mistaken_for_divergence(data):
+    """Benchmarks call train_one_epoch directly: a low first loss in epoch 3 is not a 'starting value'."""
+    small = subset(data, 6_000, 1_000)
+    model = SimpleNN()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(4):
+        loss, _ = mnist_common.train_one_epoch(model, *small.train, optimizer, batch_size=64, generator=generator)
+    assert loss < 0.3
