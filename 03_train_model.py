@@ -155,7 +155,7 @@ def run_experiment(name: str, settings: MLPSettings, data, device, precision, ou
             print(f"{label:<32} {'diverged, stopped':>28}")
             continue
         gap = (r["train_acc"] - r["val_acc"]) * 100
-        say(f"{label:<32} {r['train_acc']:>9.2%} {r['val_acc']:>12.2%} {gap:>5.2f}p {r['test_acc']:>8.2%} "
+        say(f"{label:<32} {r['train_acc']:>9.2%} {r['val_acc']:>12.2%} {gap:>5.2f} pts {r['test_acc']:>8.2%} "
             f"{r['seconds']:>7.1f}")
     say("train acc: the kept weights measured on all training images after training (dropout off), which is "
         "higher than the epoch averages printed while training; gap = train acc - best val acc, in percentage "
