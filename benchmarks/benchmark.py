@@ -147,14 +147,19 @@ def case_project_mlp() -> dict:
                        lambda: evaluate(model, *data.test)[1], MLP_TARGET, MLP_RECIPE.epochs)
 
 
+def one_cycle_setup(recipe, network: str, data):
+    """The seeded generator, network, Adam and one-cycle schedule of a 04- or 06-style recipe."""
+    generator = mnist_common.set_seed(recipe.seed)
+    model = build_model({"name": network, "dropout": recipe.dropout})
+    optimizer = make_optimizer("adam", model, recipe.learning_rate)
+    steps = mnist_common.count_batches(len(data.train[1]), recipe.batch_size)
+    return generator, model, optimizer, one_cycle(optimizer, recipe.learning_rate, recipe.epochs, steps)
+
+
 def case_project_cnn() -> dict:
     """b. 04's recipe, with a one-cycle schedule of CNN_SCHEDULE_EPOCHS, until 99.0% on test."""
     data = mnist_common.load_mnist()
-    generator = mnist_common.set_seed(CNN_RECIPE.seed)
-    model = build_model({"name": "CNN", "dropout": CNN_RECIPE.dropout})
-    steps = mnist_common.count_batches(len(data.train[1]), CNN_RECIPE.batch_size)
-    optimizer = make_optimizer("adam", model, CNN_RECIPE.learning_rate)
-    scheduler = one_cycle(optimizer, CNN_RECIPE.learning_rate, CNN_RECIPE.epochs, steps)
+    generator, model, optimizer, scheduler = one_cycle_setup(CNN_RECIPE, "CNN", data)
     return train_until(lambda: train_one_epoch(model, *data.train, optimizer, batch_size=CNN_RECIPE.batch_size,
                                                generator=generator, scheduler=scheduler),
                        lambda: evaluate(model, *data.test)[1], CNN_TARGET, CNN_RECIPE.epochs)
@@ -164,11 +169,7 @@ def case_deep_cnn(target: float = DEEP_TARGET) -> dict:
     """b. 06's recipe (DeepCNN, augmentation on the device, one-cycle, label smoothing), in the precision
     the machine picks, until the test accuracy passes 99.5%; the clock stops while evaluating."""
     data = mnist_common.load_mnist()
-    generator = mnist_common.set_seed(DEEP_RECIPE.seed)
-    model = build_model({"name": "DeepCNN", "dropout": DEEP_RECIPE.dropout})
-    steps = mnist_common.count_batches(len(data.train[1]), DEEP_RECIPE.batch_size)
-    optimizer = make_optimizer("adam", model, DEEP_RECIPE.learning_rate)
-    scheduler = one_cycle(optimizer, DEEP_RECIPE.learning_rate, DEEP_RECIPE.epochs, steps)
+    generator, model, optimizer, scheduler = one_cycle_setup(DEEP_RECIPE, "DeepCNN", data)
     augment = random_affine(DEEP_RECIPE.rotation, DEEP_RECIPE.scale, DEEP_RECIPE.shift, -data.mean / data.std)
     precision = mnist_common.pick_precision(torch.device("cpu"), verbose=False)
     result = train_until(lambda: train_one_epoch(model, *data.train, optimizer, batch_size=DEEP_RECIPE.batch_size,
