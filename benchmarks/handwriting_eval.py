@@ -18,41 +18,16 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
 
 import mnist_common  # noqa: E402
 from mnist_common.handwriting import predict_views, prepare_image  # noqa: E402
-from mnist_common.pictures import EVALUATION_FONTS, not_digits, typed_digit  # noqa: E402
+from mnist_common.pictures import EVALUATION_FONTS, drawn_digit, not_digits, typed_digit  # noqa: E402
 from mnist_common.rejection import auroc, energy, fit_rejection_rule  # noqa: E402
-
-
-def circle(cx, cy, rx, ry, start=0.0, end=2 * np.pi, n=24):
-    return [(cx + rx * np.cos(a), cy + ry * np.sin(a)) for a in np.linspace(start, end, n)]
-
-
-STROKES = {  # each digit as pen strokes, in 0-1 units of the canvas (y downwards)
-    0: [circle(0.5, 0.5, 0.22, 0.33)],
-    1: [[(0.42, 0.27), (0.54, 0.15), (0.54, 0.85)]],
-    2: [[*circle(0.5, 0.33, 0.2, 0.17, np.pi, 2.25 * np.pi), (0.28, 0.85), (0.75, 0.85)]],
-    3: [circle(0.5, 0.33, 0.19, 0.16, 1.1 * np.pi, 2.5 * np.pi),
-        circle(0.5, 0.66, 0.21, 0.18, 1.5 * np.pi, 2.9 * np.pi)],
-    4: [[(0.62, 0.85), (0.62, 0.15), (0.25, 0.62), (0.78, 0.62)]],
-    5: [[(0.72, 0.15), (0.36, 0.15), (0.33, 0.45), *circle(0.5, 0.63, 0.2, 0.2, 1.25 * np.pi, 2.85 * np.pi)]],
-    6: [[(0.65, 0.15), (0.38, 0.45), *circle(0.5, 0.65, 0.18, 0.18, np.pi, 3 * np.pi)]],
-    7: [[(0.25, 0.18), (0.75, 0.18), (0.42, 0.85)]],
-    8: [circle(0.5, 0.32, 0.17, 0.16), circle(0.5, 0.67, 0.21, 0.19)],
-    9: [[*circle(0.5, 0.34, 0.18, 0.18), (0.68, 0.34), (0.6, 0.85)]],
-}
 
 
 def drawn(digit: int, size: int, width: int, transparent: bool) -> np.ndarray:
     """A drawing as a paint program saves it, read back as grayscale in 0-1 (as read_image would)."""
-    mode, paper, ink = ("RGBA", (0, 0, 0, 0), (0, 0, 0, 255)) if transparent else ("L", 255, 0)
-    image = Image.new(mode, (size, size), paper)
-    pen = ImageDraw.Draw(image)
-    for points in STROKES[digit]:
-        pen.line([(x * size, y * size) for x, y in points], fill=ink, width=width, joint="curve")
-    return mnist_common.handwriting._to_gray(image)
+    return mnist_common.handwriting._to_gray(drawn_digit(digit, size, width, transparent))
 
 
 def evaluation_set(seed: int = 7) -> dict[str, list[tuple[np.ndarray, int]]]:

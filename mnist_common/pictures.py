@@ -57,6 +57,41 @@ def typed_digit(digit: int, font_name: str, rng: np.random.Generator) -> np.ndar
     return photo_of(glyph, rng)
 
 
+def circle(cx, cy, rx, ry, start=0.0, end=2 * np.pi, n=24) -> list[tuple[float, float]]:
+    """Points along an ellipse (or an arc of one), in 0-1 units."""
+    return [(cx + rx * np.cos(a), cy + ry * np.sin(a)) for a in np.linspace(start, end, n)]
+
+
+DIGIT_STROKES = {  # each digit as pen strokes, in 0-1 units of the canvas (y downwards); not used by the tests
+    0: [circle(0.5, 0.5, 0.22, 0.33)],
+    1: [[(0.42, 0.27), (0.54, 0.15), (0.54, 0.85)]],
+    2: [[*circle(0.5, 0.33, 0.2, 0.17, np.pi, 2.25 * np.pi), (0.28, 0.85), (0.75, 0.85)]],
+    3: [circle(0.5, 0.33, 0.19, 0.16, 1.1 * np.pi, 2.5 * np.pi),
+        circle(0.5, 0.66, 0.21, 0.18, 1.5 * np.pi, 2.9 * np.pi)],
+    4: [[(0.62, 0.85), (0.62, 0.15), (0.25, 0.62), (0.78, 0.62)]],
+    5: [[(0.72, 0.15), (0.36, 0.15), (0.33, 0.45), *circle(0.5, 0.63, 0.2, 0.2, 1.25 * np.pi, 2.85 * np.pi)]],
+    6: [[(0.65, 0.15), (0.38, 0.45), *circle(0.5, 0.65, 0.18, 0.18, np.pi, 3 * np.pi)]],
+    7: [[(0.25, 0.18), (0.75, 0.18), (0.42, 0.85)]],
+    8: [circle(0.5, 0.32, 0.17, 0.16), circle(0.5, 0.67, 0.21, 0.19)],
+    9: [[*circle(0.5, 0.34, 0.18, 0.18), (0.68, 0.34), (0.6, 0.85)]],
+}
+
+
+def drawn_digit(digit: int, size: int, width: int, transparent: bool = False, moved=(0.0, 0.0),
+                scale: float = 1.0) -> Image.Image:
+    """A digit as a paint program saves it: dark strokes on white paper, or on a transparent page.
+
+    `moved` shifts the strokes (in 0-1 units) and `scale` shrinks or grows them about the centre.
+    """
+    mode, page, ink = ("RGBA", (0, 0, 0, 0), (0, 0, 0, 255)) if transparent else ("L", 255, 0)
+    image = Image.new(mode, (size, size), page)
+    pen = ImageDraw.Draw(image)
+    for points in DIGIT_STROKES[digit]:
+        pen.line([((0.5 + scale * (x - 0.5) + moved[0]) * size, (0.5 + scale * (y - 0.5) + moved[1]) * size)
+                  for x, y in points], fill=ink, width=width, joint="curve")
+    return image
+
+
 def drawn_strokes(points_list, width: int, size: int = CANVAS) -> Image.Image:
     """White strokes through lists of (x, y) points in 0-1 units, on black."""
     image = Image.new("L", (size, size), 0)
