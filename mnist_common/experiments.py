@@ -105,7 +105,8 @@ def print_best_runs(models_dir: Path, n: int = 5) -> None:
     print()
     say(f"best runs so far, ranked by validation accuracy ({len(rows)} logged in "
         f"{shown(Path(models_dir) / EXPERIMENT_LOG)}; test accuracy shown beside, never used to choose):")
-    print(f"  {'val acc':>7}  {'test acc':>8}  {'params':>9}  {'seconds':>7}  {'script':<22} settings that differ")
+    print(f"  {'val acc':>7}  {'test acc':>8}  {'params':>9}  {'seconds':>7}  {'script':<22} "
+          "settings that vary between its runs")
     for row in rows[:n]:
         differ = " ".join(f"{key}={shown_value(row['settings'][key])}" for key in sorted(varying[row["script"]])
                           if key in row["settings"]) or "-"
