@@ -166,11 +166,11 @@ def print_network(settings: AugmentedCNNSettings) -> int:
     """The layer table of DeepCNN, and its parameters against the plan's CNN."""
     model = DeepCNN(settings.dropout)
     x = torch.zeros(1, 1, 28, 28)
-    print(f"{'layer':<44} {'output shape':<14} {'parameters':>10}")
+    print(f"{'layer':<50} {'output shape':<14} {'parameters':>10}")
     with torch.no_grad():
         for layer in [*model.features, *model.classifier]:
             x = layer(x)
-            print(f"{describe_layer(layer):<44} {tuple(x.shape[1:])!s:<14} {count_parameters(layer):>10,}")
+            print(f"{describe_layer(layer):<50} {tuple(x.shape[1:])!s:<14} {count_parameters(layer):>10,}")
     total, plan = count_parameters(model), count_parameters(CNN())
     say(f"total {total:,} parameters, against {plan:,} for the plan's CNN: {plan / total:.1f}x fewer, because the "
         "last layer reads 3x3x128 numbers instead of 3,136, and most weights are in reusable 3x3 filters")
