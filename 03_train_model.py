@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator, ScalarFormatter
+from matplotlib.ticker import MaxNLocator
 
 from mnist_common import (
     DATA_DIR,
@@ -38,6 +38,7 @@ from mnist_common import (
     evaluate,
     friendly_errors,
     log_experiment,
+    log_scale,
     plot_curves,
     print_best_runs,
     save_figure,
@@ -175,11 +176,10 @@ def plot_experiment(name: str, results: dict):
         style, label = ("x--", f"{label} (diverged, stopped)") if r["diverged"] else ("o-", label)
         loss_ax.plot(history.column("epoch"), history.column("train_loss"), style, label=label)
         err_ax.plot(history.column("epoch"), [(1 - a) * 100 for a in history.column("val_acc")], style, label=label)
-    loss_ax.set_yscale("log")
+    log_scale(loss_ax)
     loss_ax.set_ylabel("training loss (log scale)")
-    err_ax.set_yscale("log")
+    log_scale(err_ax)
     err_ax.set_ylabel("validation error, % wrong (log scale)")
-    err_ax.yaxis.set_major_formatter(ScalarFormatter())
     for ax in (loss_ax, err_ax):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

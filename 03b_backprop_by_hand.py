@@ -32,6 +32,7 @@ from mnist_common import (
     ensure_writable,
     friendly_errors,
     load_mnist,
+    log_scale,
     save_figure,
     say,
     shown,
@@ -386,7 +387,7 @@ def plot_costs(curves: dict, steps: int):
         ax.plot(range(1, steps + 1), curve["quadratic"], label=f"{names[output]} (after {steps} steps: "
                 f"{curve['val_acc']:.1%} validation accuracy)")
     ax.set_xlabel("SGD step (64 images each)")
-    ax.set_yscale("log")
+    log_scale(ax)
     ax.set_ylabel("quadratic cost of the batch (log scale)\nthe same yardstick for both")
     ax.set_title("A sigmoid output layer that starts badly wrong: cross-entropy learns at once,\n"
                  "the quadratic cost crawls (its error is multiplied by a tiny sigmoid')")
@@ -415,7 +416,8 @@ def plot_vanishing(results: dict):
         during = r["during"]
         for layer in range(during.shape[1]):
             ax.plot(np.arange(len(during)) * 2_000, during[:, layer], "o-", ms=3, label=f"layer {layer + 1}")
-        ax.set_yscale("log")
+        log_scale(ax)
+        ax.yaxis.set_tick_params(labelleft=True)  # shared scale, but each panel labelled
         ax.set_xlabel("training images seen")
         ax.set_ylabel("size of the layer's bias gradient (log scale)")
         ratio = r["at_start"][-1] / r["at_start"][0]

@@ -212,7 +212,8 @@ def plot_feature_maps(image: torch.Tensor, maps: torch.Tensor, title: str, dead:
     for ax in (left, right):
         ax.axis("off")
     fig.colorbar(shown_maps, ax=right, shrink=0.8, label="activation after ReLU (one square-root scale for all maps)")
-    detail = (f"{int(silent.sum())} of {n} silent for this digit" if silent.any() else "every map responds somewhere")
+    only_silent = int((silent & ~dead).sum())  # a dead channel is silent too, but is counted as dead
+    detail = f"{only_silent} of {n} silent for this digit" if only_silent else "every live map responds somewhere"
     if dead.any():
         detail += f"; {plural(int(dead.sum()), 'dead channel')} (almost never fires on 1,000 test digits)"
     fig.suptitle(f"{title}: {detail}", fontsize=10)
@@ -259,7 +260,7 @@ def recipe_of(settings: dict) -> str:
 
 def plot_comparison(rows: dict):
     names = list(rows)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.9))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.3), layout="constrained")  # room for the tick labels
     measures = [("test errors (of 10,000): fewer is better", lambda r: round((1 - r["test_acc"]) * 10_000), "{:.0f}"),
                 ("parameters", lambda r: r["parameters"], "{:,.0f}"),
                 ("training seconds", lambda r: r["train_seconds"], "{:.0f}")]
@@ -271,7 +272,7 @@ def plot_comparison(rows: dict):
         ax.set_ylim(0, max(values) * 1.18)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     recipes = "; ".join(f"{name}: {row['recipe']}" for name, row in rows.items())
-    fig.suptitle(f"Simple network (MLP) against the CNN, on the same 10,000 test images\n({recipes})", y=1.06)
+    fig.suptitle(f"Simple network (MLP) against the CNN, on the same 10,000 test images\n({recipes})")
     return fig
 
 

@@ -86,9 +86,12 @@ def confused_pairs(matrix: torch.Tensor) -> list[tuple[int, int, int]]:
 
 
 def percent(p) -> str:
-    """A probability as a learner reads it: "<1%" rather than a misleading "0%"."""
+    """A probability as a learner reads it: "<1%" and ">99%" rather than a misleading "0%" or "100%".
+
+    In float32, softmax rounds a probability within about 1e-7 of 1 to exactly 1: that is not certainty.
+    """
     p = float(p)
-    return "<1%" if 0 < p < 0.005 else (">99%" if 0.995 < p < 1 else f"{p:.0%}")
+    return "<1%" if p < 0.005 else (">99%" if p > 0.995 else f"{p:.0%}")
 
 
 def plot_gallery(images, labels, probs, title, indices, classes=CLASS_NAMES):
@@ -315,12 +318,12 @@ def plot_reliability(report: dict[str, Calibration]):
                     fontsize=8, color="white" if b.accuracy > 0.25 else "black")
         ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
         ax.plot([b.confidence for b in r.table], [b.accuracy for b in r.table], "o", color="tab:orange",
-                label="mean confidence against accuracy")
+                label="mean confidence against accuracy", clip_on=False)  # the top bin's dot sits at the corner
         ax.set_title(f"{name} temperature scaling (T = {r.temperature:.2f})\nECE {r.test_ece:.4f}, "
                      f"test NLL {r.test_nll:.4f}")
         ax.set_xlabel("confidence")
         ax.set_ylabel("accuracy")
-        ax.set_xlim(0, 1)
+        ax.set_xlim(0, 1.02)
         ax.set_ylim(0, 1.02)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=9)
     top = report["before"].table[-1]
@@ -371,19 +374,21 @@ def plot_fgsm_curve(epsilons, results):
     return fig
 
 
-def plot_fooled(clean, attacked, labels, clean_pred, attacked_pred, probs, epsilon, flipped_share: float,
-                classes=CLASS_NAMES):
+def plot_fooled(clean, attacked, labels, attacked_pred, probs, epsilon, flipped_share: float, classes=CLASS_NAMES):
+    """Digits the CNN reads right (top) and, after FGSM, reads wrong (bottom)."""
     n = len(clean)
     fig, axes = plt.subplots(2, n, figsize=(n * 1.6, 4), squeeze=False)
     for i in range(n):
         axes[0, i].imshow(clean[i].squeeze().cpu().numpy(), cmap="gray")
-        axes[0, i].set_title(f"{classes[labels[i].item()]} -> {classes[clean_pred[i].item()]}", fontsize=9)
+        axes[0, i].set_title(f"{classes[labels[i].item()]}, read right", fontsize=9)
         axes[1, i].imshow(attacked[i].squeeze().cpu().numpy(), cmap="gray")
-        axes[1, i].set_title(f"-> {classes[attacked_pred[i].item()]} ({probs[i]:.0%})", fontsize=9, color="darkred")
+        axes[1, i].set_title(f"read as {classes[attacked_pred[i].item()]} ({probs[i]:.0%})", fontsize=9,
+                             color="darkred")
         axes[0, i].axis("off")
         axes[1, i].axis("off")
-    fig.suptitle(f"Ten digits the attack flips (at epsilon {epsilon} it flips {flipped_share:.1%} of the digits the "
-                 "CNN got right).\nTop: the test digit and the CNN's answer. Bottom: after FGSM, and the new answer")
+    fig.suptitle(f"Ten test digits the attack flips (at epsilon {epsilon} it flips {flipped_share:.1%} of the "
+                 "test images the CNN got right).\nTop: as the CNN saw them. Bottom: after FGSM, "
+                 "with the new answer and its probability")
     return fig
 
 
@@ -535,7 +540,8 @@ def section_features(cnn, images, labels, out_dir, classes=CLASS_NAMES) -> dict:
         for c in strongest))
     dead = int(torch.isnan(selectivity[0]).sum())
     if dead:
-        say(f"{plural(dead, 'channel')} (almost) never fire on the test images: nearly every value computed there "
+        say(f"{plural(dead, 'channel')} (almost) never fire{'s' if dead == 1 else ''} on the 10,000 test images: "
+            "nearly every value computed there "
             "is negative, so ReLU zeroes it (a \"dead\" channel, drawn grey)")
     say("look for: channels that fire mostly for one or two labels are detectors of parts "
         + ("(a closed loop, a long diagonal, a horizontal top bar)" if tuple(classes) == tuple(CLASS_NAMES)
@@ -591,7 +597,7 @@ def section_calibration(cnn, data, probs, right, out_dir) -> dict:
     return {"confidence": summary, "calibration": report, "figures": figures}
 
 
-def section_adversarial(models: dict, data, right, predictions, epsilons, out_dir) -> dict:
+def section_adversarial(models: dict, data, right, epsilons, out_dir) -> dict:
     """6. How small a change to the pixels fools each network (FGSM)."""
     print("\n== 6. Adversarial examples (FGSM) ==")
     images, labels = data.test
@@ -602,12 +608,12 @@ def section_adversarial(models: dict, data, right, predictions, epsilons, out_di
         print(f"{epsilon:>7g}  " + "  ".join(f"{sweep[name][i]:>6.1%}" for name in sweep))
     figures = [save_figure(plot_fgsm_curve(epsilons, sweep), out_dir, "05_fgsm_accuracy.png")]
     cnn = models["CNN"]
-    attacked = perturb(images[:2000], signs["CNN"][:2000], FOOLED_EPSILON, data.mean, data.std)
+    attacked = perturb(images, signs["CNN"], FOOLED_EPSILON, data.mean, data.std)  # all 10,000, as in the table
     attacked_probs = torch.softmax(predict_logits(cnn, attacked), 1)
-    flipped = right[:2000] & (attacked_probs.argmax(1) != labels[:2000])
+    flipped = right & (attacked_probs.argmax(1) != labels)
     fooled = torch.nonzero(flipped).squeeze(1)[:10]
-    share = flipped.sum().item() / max(right[:2000].sum().item(), 1)
-    figures.append(save_figure(plot_fooled(images[fooled], attacked[fooled], labels[fooled], predictions[fooled],
+    share = flipped.sum().item() / max(right.sum().item(), 1)
+    figures.append(save_figure(plot_fooled(images[fooled], attacked[fooled], labels[fooled],
                                            attacked_probs[fooled].argmax(1), attacked_probs[fooled].max(1).values,
                                            FOOLED_EPSILON, share, data.classes), out_dir, "05_fgsm_examples.png"))
     say(f"look for: at epsilon {FOOLED_EPSILON} the changes are faint speckles a person ignores, "
@@ -724,7 +730,7 @@ def analyse(models_dir: Path, out_dir: Path, data_dir: Path, epsilons=EPSILONS, 
                     section_features(cnn, images, labels, out_dir, data.classes),
                     section_saliency(cnn, images, labels, predictions, results["probs"], out_dir, data.classes),
                     section_calibration(cnn, data, results["probs"], right, out_dir),
-                    section_adversarial(models, data, right, predictions, epsilons, out_dir),
+                    section_adversarial(models, data, right, epsilons, out_dir),
                     section_not_digits(models, data, out_dir)):
         results["figures"] += section.pop("figures")
         results |= section

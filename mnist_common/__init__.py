@@ -11,7 +11,7 @@ Each module holds one kind of thing; everything is re-exported here.
   handwriting.py  reading your own image files and preparing them as MNIST's digits
   checkpoints.py  saving and loading models, and never replacing a good one by accident
   experiments.py  the experiment log, models/experiments.csv
-  figures.py      save_figure, and the figures several scripts draw
+  figures.py      save_figure, log_scale, and the figures several scripts draw
 
 Run `python -m mnist_common` to fetch and verify the data and nothing else.
 """
@@ -50,7 +50,7 @@ from .data import (
     sha256_of,
 )
 from .experiments import EXPERIMENT_LOG, log_experiment, print_best_runs, read_experiments
-from .figures import plot_curves, save_figure
+from .figures import log_scale, plot_curves, save_figure
 from .handwriting import predict_views, prepare_digit, read_image
 from .networks import (
     ACTIVATIONS,
@@ -161,6 +161,7 @@ __all__ = [
     "load_model",
     "load_weights",
     "log_experiment",
+    "log_scale",
     "make_optimizer",
     "missing_model_message",
     "normalize",

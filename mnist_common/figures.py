@@ -13,7 +13,7 @@ import matplotlib
 matplotlib.use("Agg")  # draw into files, never into a window: nothing blocks a run
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from .runtime import LearnerError, shown
 from .training import History
@@ -35,6 +35,15 @@ def save_figure(fig, out_dir: Path, name: str) -> Path:
         plt.close(fig)
     print(f"  wrote {shown(path)}")
     return path
+
+
+def log_scale(ax, axis: str = "y") -> None:
+    """A log-scale axis labelled in plain numbers at 1, 2 and 5 of each power of ten (0.02, 0.05, 0.1, ...)."""
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    target.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    target.set_minor_formatter(NullFormatter())
 
 
 def plot_curves(history: History, title: str):
