@@ -20,9 +20,12 @@ import torch
 from mnist_common import (
     DATA_DIR,
     VIS_DIR,
+    check_knob,
     ensure_writable,
     friendly_errors,
+    is_whole,
     load_mnist,
+    parse_no_options,
     pixel_stats,
     save_figure,
     say,
@@ -70,9 +73,10 @@ def ink_box(image: torch.Tensor) -> tuple[slice, slice]:
 def print_as_numbers(image: torch.Tensor, label: int) -> None:
     """Print the inked part of a uint8 (28, 28) image as numbers; zeros as dots for legibility."""
     rows, cols = ink_box(image)
-    print(f'\nA "{label}" as the network sees it: 784 numbers from 0 (black) to 255 (white). Shown here: rows '
-          f"{rows.start}-{rows.stop - 1} and columns {cols.start}-{cols.stop - 1}, where the ink is; every other "
-          "pixel is 0 (zeros shown as '.')")
+    print()
+    say(f'A "{label}" as the network sees it: 784 numbers from 0 (black) to 255 (white). Shown here: rows '
+        f"{rows.start}-{rows.stop - 1} and columns {cols.start}-{cols.stop - 1}, where the ink is; every other "
+        "pixel is 0 (zeros shown as '.')")
     for row in image[rows, cols].tolist():
         print(" ".join(f"{v:3d}" if v else "  ." for v in row))
 
@@ -314,6 +318,14 @@ def show_zero_versus_eight(data, centre_box: int, ink_level: int) -> dict:
     return rule
 
 
+def check_knobs() -> None:
+    """The constants above, checked before any work (one line naming a bad one)."""
+    check_knob("DIGIT_TO_PRINT", DIGIT_TO_PRINT, is_whole(DIGIT_TO_PRINT, 0, 9), "use a whole number from 0 to 9")
+    check_knob("SAMPLES_PER_DIGIT", SAMPLES_PER_DIGIT, is_whole(SAMPLES_PER_DIGIT, 1, 40),
+               "use a whole number from 1 to 40")
+    check_knob("CENTRE_BOX", CENTRE_BOX, is_whole(CENTRE_BOX, 1, 28), "use a whole number of pixels from 1 to 28")
+    check_knob("INK_LEVEL", INK_LEVEL, is_whole(INK_LEVEL, 0, 254), "use a whole number from 0 to 254")
+
 def main(out_dir: Path = VIS_DIR, data_dir: Path = DATA_DIR, digit_to_print: int = DIGIT_TO_PRINT,
          samples_per_digit: int = SAMPLES_PER_DIGIT, centre_box: int = CENTRE_BOX,
          ink_level: int = INK_LEVEL) -> dict:
@@ -346,4 +358,6 @@ def main(out_dir: Path = VIS_DIR, data_dir: Path = DATA_DIR, digit_to_print: int
 
 if __name__ == "__main__":
     with friendly_errors():
+        parse_no_options(__doc__)
+        check_knobs()
         main()

@@ -31,10 +31,15 @@ from mnist_common import (
     NUM_CLASSES,
     VIS_DIR,
     SimpleNN,
+    check_knob,
     count_parameters,
     ensure_writable,
     friendly_errors,
+    is_list_of,
+    is_number,
+    is_whole,
     load_mnist,
+    parse_no_options,
     save_figure,
     say,
     set_seed,
@@ -246,9 +251,10 @@ def show_softmax() -> tuple[dict, dict]:
         f'torch.softmax agrees to {(steps["probs"] - torch.softmax(steps["logits"], 0)).abs().max():.1e}')
     plain = torch.tensor(SCORES) / sum(SCORES)
     soft = softmax_steps(SCORES)
-    print(f"\nscores {SCORES}: dividing by their sum gives [{', '.join(f'{p:.3f}' for p in plain)}]; "
-          f"softmax gives [{', '.join(f'{p:.3f}' for p in soft['probs'])}] "
-          f"(exponentials sum to {soft['sum']:.2f})")
+    print()
+    say(f"scores {SCORES}: dividing by their sum gives [{', '.join(f'{p:.3f}' for p in plain)}]; "
+        f"softmax gives [{', '.join(f'{p:.3f}' for p in soft['probs'])}] "
+        f"(exponentials sum to {soft['sum']:.2f})")
     say(f"softmax is more decisive: the top score's share grows from {plain[1]:.1%} to {soft['probs'][1]:.1%}."
         f" A score higher by 1 always means e^1 = {torch.e:.2f} times the probability.")
     print("\n== Temperature ==")
@@ -271,6 +277,24 @@ def show_collapse(seed: int, batch: torch.Tensor) -> dict:
         f"{collapse['merged_parameters']:,} do: a straight-line (linear) classifier. "
         "03_train_model.py measures how well that does: python 03_train_model.py --experiment activation")
     return collapse
+
+
+def check_knobs() -> None:
+    """The constants above, checked before any work (one line naming a bad one)."""
+    numbers = "use a list of numbers, such as [0.5, 2.0, 0.3]"
+    check_knob("HIDDEN_SIZES", HIDDEN_SIZES, is_list_of(HIDDEN_SIZES, lambda n: is_whole(n, 1)),
+               "use a list of whole numbers of at least 1, such as [128] or [512, 256]")
+    check_knob("ACTIVATION", ACTIVATION, ACTIVATION in ACTIVATIONS,
+               f"choose one of {', '.join(map(repr, ACTIVATIONS))}")
+    check_knob("SEED", SEED, is_whole(SEED), "use a whole number")
+    check_knob("PLAN_LOGITS", PLAN_LOGITS, is_list_of(PLAN_LOGITS, is_number, at_least=2), numbers)
+    check_knob("SCORES", SCORES, is_list_of(SCORES, lambda v: is_number(v, 1e-9), at_least=2),
+               "use a list of at least two numbers above 0 (they are divided by their sum)")
+    check_knob("TEMPERATURES", TEMPERATURES, is_list_of(TEMPERATURES, lambda t: is_number(t, 1e-3)),
+               "use a list of numbers above 0, such as [0.5, 1.0, 2.0]")
+    check_knob("RELU_EXAMPLES", RELU_EXAMPLES, is_list_of(RELU_EXAMPLES, is_number), numbers)
+    check_knob("SHOW_HIDDEN", SHOW_HIDDEN, is_whole(SHOW_HIDDEN, 1, HIDDEN_SIZES[0]),
+               f"use a whole number from 1 to the first hidden layer's size ({HIDDEN_SIZES[0]})")
 
 
 def main(out_dir: Path = VIS_DIR, data_dir: Path = DATA_DIR, hidden_sizes=HIDDEN_SIZES,
@@ -307,4 +331,6 @@ def main(out_dir: Path = VIS_DIR, data_dir: Path = DATA_DIR, hidden_sizes=HIDDEN
 
 if __name__ == "__main__":
     with friendly_errors():
+        parse_no_options(__doc__)
+        check_knobs()
         main()

@@ -90,9 +90,10 @@ def report_run(run, data) -> None:
     """What the run achieved, judged once on the test set, and what it cost."""
     history, test_images = run.history, data.test[0]
     errors = round((1 - run.test_acc) * len(test_images))
-    print(f"\nbest epoch {history.best_epoch} of {history.epochs_run} ({history.stop_reason}): validation "
-          f"{history.best_val_acc:.2%}; test accuracy {run.test_acc:.2%} ({errors} of {len(test_images):,} wrong), "
-          f"test loss {run.test_loss:.4f} (the average cross-entropy)")
+    print()
+    say(f"best epoch {history.best_epoch} of {history.epochs_run} ({history.stop_reason}): validation "
+        f"{history.best_val_acc:.2%}; test accuracy {run.test_acc:.2%} ({errors} of {len(test_images):,} wrong), "
+        f"test loss {run.test_loss:.4f} (the average cross-entropy)")
     say(f"{count_parameters(run.model):,} parameters, {history.train_seconds:.1f} s of training "
         f"({history.train_seconds / max(history.epochs_run, 1):.1f} s per epoch)")
     first = history.epochs[0]

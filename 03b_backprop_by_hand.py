@@ -29,10 +29,15 @@ from mnist_common import (
     DATA_DIR,
     MODELS_DIR,
     VIS_DIR,
+    check_knob,
     ensure_writable,
     friendly_errors,
+    is_list_of,
+    is_number,
+    is_whole,
     load_mnist,
     log_scale,
+    parse_no_options,
     save_figure,
     say,
     shown,
@@ -553,6 +558,23 @@ def show_experiments(data, seed: int) -> dict:
     return {"costs": costs, "inits": inits, "deep": deep, "l2": l2}
 
 
+def check_knobs() -> None:
+    """The constants above, checked before any work (one line naming a bad one)."""
+    for name, value in (("HIDDEN", HIDDEN), ("EPOCHS", EPOCHS), ("BATCH_SIZE", BATCH_SIZE),
+                        ("CHECKED_PER_ARRAY", CHECKED_PER_ARRAY), ("REGULARIZATION_EPOCHS", REGULARIZATION_EPOCHS)):
+        check_knob(name, value, is_whole(value, 1), "use a whole number of at least 1")
+    for name, value in (("LEARNING_RATE", LEARNING_RATE), ("COST_RATE", COST_RATE)):
+        check_knob(name, value, is_number(value) and value > 0, "use a number above 0, such as 0.1")
+    check_knob("SEED", SEED, is_whole(SEED), "use a whole number")
+    check_knob("EXPERIMENT_STEPS", EXPERIMENT_STEPS, is_whole(EXPERIMENT_STEPS, 20),
+               "use a whole number of at least 20")
+    check_knob("DEEP_SIZES", DEEP_SIZES, is_list_of(DEEP_SIZES, lambda n: is_whole(n, 1), at_least=3)
+               and DEEP_SIZES[0] == 784 and DEEP_SIZES[-1] == 10,
+               "use a list that starts with 784 and ends with 10, such as [784, 30, 30, 10]")
+    check_knob("SMALL_TRAIN", SMALL_TRAIN, is_whole(SMALL_TRAIN, 100, 54_000), "use a whole number from 100 to 54,000")
+    check_knob("L2", L2, is_number(L2) and L2 > 0, "use a number above 0, such as 0.003")
+
+
 def main(out_dir: Path = VIS_DIR, models_dir: Path = MODELS_DIR, data_dir: Path = DATA_DIR, seed: int = SEED,
          per_array: int = CHECKED_PER_ARRAY, epochs: int = EPOCHS) -> dict:
     ensure_writable(out_dir, "figures")
@@ -577,4 +599,6 @@ def main(out_dir: Path = VIS_DIR, models_dir: Path = MODELS_DIR, data_dir: Path 
 
 if __name__ == "__main__":
     with friendly_errors():
+        parse_no_options(__doc__)
+        check_knobs()
         main()

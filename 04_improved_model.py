@@ -31,12 +31,16 @@ from mnist_common import (
     VIS_DIR,
     CNNSettings,
     SimpleNN,
+    check_knob,
     count_parameters,
     dead_channels,
     evaluate,
     friendly_errors,
+    is_list_of,
+    is_whole,
     load_model,
     missing_model_message,
+    parse_no_options,
     plot_curves,
     plural,
     print_best_runs,
@@ -98,10 +102,10 @@ def print_parameters(model: CNN, mlp_parameters: int) -> dict:
     print(f"{'all parameters':<22}{total:>10,} {mlp_parameters:>18,}")
     print(f"{'convolutional layers':<22}{conv:>10,}")
     print(f"{'dense 3136 -> 128':<22}{count_parameters(model.fc1):>10,}")
-    print(f"the CNN has {total / mlp_parameters:.1f}x the MLP's parameters, not fewer: its two convolutional "
-          f"layers need only {conv:,} (each 3x3 filter is reused at every position),\nbut flattening "
-          f"64 maps of 7x7 gives 3,136 numbers, and the dense layer after them holds "
-          f"{count_parameters(model.fc1) / total:.0%} of all parameters.")
+    say(f"the CNN has {total / mlp_parameters:.1f}x the MLP's parameters, not fewer: its two convolutional "
+        f"layers need only {conv:,} (each 3x3 filter is reused at every position), but flattening "
+        f"64 maps of 7x7 gives 3,136 numbers, and the dense layer after them holds "
+        f"{count_parameters(model.fc1) / total:.0%} of all parameters.")
     return {"total": total, "conv": conv, "fc1": count_parameters(model.fc1)}
 
 
@@ -304,13 +308,12 @@ def train_and_report(settings: CNNSettings, data, device, precision):
     return run
 
 
-def compare_with_mlp(run, parameters: dict, data, models_dir: Path) -> dict:
-    """Key question 1: the CNN against the simple network, on the same test images."""
+def compare_with_mlp(run, parameters: dict, mlp: dict | None) -> dict:
+    """Key question 1: the CNN against the simple network (load_mlp_summary's record), on the same test images."""
     print("\n== Compared with the simple network ==")
     rows = {"CNN": {"test_acc": run.test_acc, "parameters": parameters["total"],
                     "train_seconds": run.history.train_seconds, "recipe": recipe_of(run.settings.as_record()),
                     "model": run.model}}
-    mlp = load_mlp_summary(models_dir, data)
     if mlp:
         rows = {"MLP": mlp, **rows}
     print(f"{'':<5} {'test acc':>8} {'errors':>7} {'parameters':>11} {'train s':>8}  recipe")
@@ -358,10 +361,19 @@ def show_filters(model: CNN) -> tuple[torch.Tensor, list[FilterMatch], dict]:
         f"called edges too), but their shapes match the classic patterns only a little more closely than random "
         f"ones do ({trained['similarity']:.2f} against {chance['similarity_mean']:.2f}): they are rough, mixed "
         "detectors, not clean textbook edges. The feature maps show best what each one does.")
-    print("what to look for: a filter with red on one side and blue on the other responds where "
-          "brightness changes in that direction (an edge);\nin the feature maps, each bright area shows where "
-          "in the digit that filter fired. The second layer combines edges into strokes, curves and corners.")
+    say("what to look for: a filter with red on one side and blue on the other responds where brightness "
+        "changes in that direction (an edge); in the feature maps, each bright area shows where in the digit that "
+        "filter fired. The second layer combines edges into strokes, curves and corners.")
     return weights, matches, {"trained": trained, "random": chance}
+
+
+def check_knobs() -> None:
+    """The constants above, checked before any work (one line naming a bad one)."""
+    settings_from_knobs()  # the training knobs, checked by their settings record
+    check_knob("FEATURE_MAP_DIGIT", FEATURE_MAP_DIGIT, is_whole(FEATURE_MAP_DIGIT, 0, 9_999),
+               "use a whole number from 0 to 9,999 (a test image)")
+    check_knob("SHIFTS", SHIFTS, is_list_of(SHIFTS, lambda n: is_whole(n, 0, 12)),
+               "use a list of whole numbers of pixels from 0 to 12, such as [0, 2, 4, 6]")
 
 
 def main(settings: CNNSettings | None = None, feature_map_digit: int = FEATURE_MAP_DIGIT,
@@ -369,6 +381,7 @@ def main(settings: CNNSettings | None = None, feature_map_digit: int = FEATURE_M
          data_dir: Path = DATA_DIR) -> dict:
     settings = settings or settings_from_knobs()
     device, precision, data = start_training(models_dir, out_dir, data_dir)
+    mlp = load_mlp_summary(models_dir, data)  # before training: a broken mlp.pt should not cost a minute
 
     print("\n== The CNN, layer by layer ==")
     parameters = print_parameters(CNN(settings.dropout), count_parameters(SimpleNN()))
@@ -376,7 +389,7 @@ def main(settings: CNNSettings | None = None, feature_map_digit: int = FEATURE_M
     path = save_run(run, data, Path(models_dir) / CHECKPOINT, "04_improved_model.py")
     if path:
         print(f"saved {shown(path)}")
-    rows = compare_with_mlp(run, parameters, data, models_dir)
+    rows = compare_with_mlp(run, parameters, mlp)
     shifted = shift_test(rows, data, shifts)
     weights, matches, filters = show_filters(run.model)
     print("\n== Figures ==")
@@ -409,4 +422,6 @@ def draw_feature_maps(model: CNN, data, index: int, out_dir: Path) -> list[Path]
 
 if __name__ == "__main__":
     with friendly_errors():
+        parse_no_options(__doc__)
+        check_knobs()
         main()

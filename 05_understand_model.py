@@ -34,11 +34,15 @@ from mnist_common import (
     VIS_DIR,
     LearnerError,
     batches,
+    check_knob,
     current_dataset,
     dead_channels,
     ensure_writable,
     evaluate,
     friendly_errors,
+    is_list_of,
+    is_number,
+    is_whole,
     load_mnist,
     load_model,
     missing_model_message,
@@ -51,7 +55,7 @@ from mnist_common import (
     set_seed,
 )
 from mnist_common.handwriting import PreparedDigit, predict_views, prepare_digit, prepare_image
-from mnist_common.pictures import not_digits, typed_digit
+from mnist_common.pictures import FONT_DIR, not_digits, typed_digit
 from mnist_common.rejection import Verdict, auroc, energy, fit_rejection_rule
 from mnist_common.saliency import smoothgrad
 
@@ -121,10 +125,12 @@ def plot_confusion(matrix, classes=CLASS_NAMES):
     off_diagonal = matrix.clone().float()
     off_diagonal.fill_diagonal_(float("nan"))
     im = ax.imshow(off_diagonal.numpy(), cmap="Reds")
+    darkest = off_diagonal.nan_to_num(0).max().item()
     for t in range(10):
         for p in range(10):
-            ax.text(p, t, str(matrix[t, p].item()), ha="center", va="center", fontsize=8,
-                    color="gray" if t == p else "black")
+            count = matrix[t, p].item()
+            ink = "gray" if t == p else ("white" if count > 0.6 * darkest else "black")  # readable on dark red
+            ax.text(p, t, str(count), ha="center", va="center", fontsize=8, color=ink)
     ax.set_xticks(range(10), classes, rotation=0 if len(classes[0]) == 1 else 45,
                   ha="center" if len(classes[0]) == 1 else "right")
     ax.set_yticks(range(10), classes)
@@ -799,12 +805,34 @@ def parse_args():
     parser.add_argument("--export-test-digits", metavar="DIR", help="save one test digit per class as PNG files")
     parser.add_argument("--export-typed-digits", metavar="DIR",
                         help="save typed digits in three fonts, made to look like photos, as PNG files")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.explain and not args.image:
+        parser.error("--explain shows how --image prepares a file: give it with --image PATH")
+    if args.image and (args.export_test_digits or args.export_typed_digits):
+        parser.error("--image and --export-... do different things: run them one after the other")
+    return args
+
+
+def check_knobs() -> None:
+    """The constants above, checked before any work (one line naming a bad one)."""
+    for name, value, low in (("GALLERY_SIZE", GALLERY_SIZE, 1), ("SALIENCY_MISTAKES", SALIENCY_MISTAKES, 1),
+                             ("SMOOTHGRAD_SAMPLES", SMOOTHGRAD_SAMPLES, 1), ("CALIBRATION_BINS", CALIBRATION_BINS, 2),
+                             ("NOT_DIGIT_SAMPLES", NOT_DIGIT_SAMPLES, 2), ("PAGE_ROWS", PAGE_ROWS, 1)):
+        check_knob(name, value, is_whole(value, low), f"use a whole number of at least {low}")
+    for name, value in (("SMOOTHGRAD_NOISE", SMOOTHGRAD_NOISE), ("SMOOTHGRAD_BLUR", SMOOTHGRAD_BLUR)):
+        check_knob(name, value, is_number(value, 0), "use a number of at least 0")
+    check_knob("EPSILONS", EPSILONS, is_list_of(EPSILONS, lambda e: is_number(e, 0, 1)),
+               "use a list of pixel budgets from 0 to 1, such as [0.0, 0.1, 0.2]")
+    check_knob("FOOLED_EPSILON", FOOLED_EPSILON, is_number(FOOLED_EPSILON, 0.001, 1), "use a number from 0.001 to 1")
+    check_knob("SEED", SEED, is_whole(SEED), "use a whole number")
+    check_knob("EXPORT_FONTS", EXPORT_FONTS, is_list_of(EXPORT_FONTS, lambda name: (FONT_DIR / str(name)).is_file()),
+               f"use names of font files in {FONT_DIR}, such as 'DejaVuSans-Bold.ttf'")
 
 
 if __name__ == "__main__":
     with friendly_errors():
         args = parse_args()
+        check_knobs()
         result = main(image_paths=args.image, export_dir=args.export_test_digits, typed_dir=args.export_typed_digits,
                       explain=args.explain)
         if result.get("failed"):

@@ -34,9 +34,11 @@ from mnist_common import (
     MODELS_DIR,
     ROOT,
     LearnerError,
+    check_knob,
     current_dataset,
     ensure_writable,
     friendly_errors,
+    is_whole,
     load_mnist,
     load_model,
     shown,
@@ -195,6 +197,14 @@ def main(port: int = PORT, open_browser: bool = True, models_dir: Path = MODELS_
         server.server_close()
 
 
+def check_knobs(port: int = PORT) -> None:
+    """The constants above (and --port), checked before the models load (one line naming a bad one)."""
+    check_knob("PORT" if port == PORT else "--port", port, is_whole(port, 0, 65_535),
+               "use 0 (any free port) or a port number up to 65535, such as 8765")
+    check_knob("MAX_BODY", MAX_BODY, is_whole(MAX_BODY, 10_000), "use a whole number of bytes of at least 10,000")
+    check_knob("SALIENCY_SAMPLES", SALIENCY_SAMPLES, is_whole(SALIENCY_SAMPLES, 1), "use a whole number of at least 1")
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-browser", action="store_true", help="only print the address")
@@ -205,4 +215,5 @@ def parse_args():
 if __name__ == "__main__":
     with friendly_errors():
         args = parse_args()
+        check_knobs(args.port)
         main(port=args.port, open_browser=not args.no_browser)

@@ -9,8 +9,8 @@ mnist_common/networks.py) trained this way passes 99.5%, and an ensemble of them
 their probabilities, climbs past Nielsen's 99.67%. It ends with the test digits the ensemble
 still gets wrong, and Nielsen's ladder next to this project's own measured rungs.
 
-Run:     python 06_beyond_99.py              (five networks, about 15 minutes on a 2-core CPU with
-                                              native bf16, 25 without; make beyond)
+Run:     python 06_beyond_99.py              (five networks, 15 to 20 minutes on a 2-core CPU with
+                                              native bf16, longer without; make beyond)
          python 06_beyond_99.py --models 3   (a smaller ensemble)
 Needs:   models/mlp.pt and models/cnn.pt for the comparisons (03 and 04), used when present
 Writes:  models/ensemble/*.pt (one per network, saved as it finishes: a rerun after Ctrl-C
@@ -37,10 +37,14 @@ from mnist_common import (
     Ensemble,
     LearnerError,
     batches,
+    check_knob,
     count_parameters,
     current_dataset,
     evaluate,
     friendly_errors,
+    is_list_of,
+    is_number,
+    is_whole,
     load_checkpoint,
     load_model,
     missing_model_message,
@@ -324,8 +328,8 @@ def print_ladder(plan: dict, members: list, ensemble_acc: float) -> list:
 def main(settings: AugmentedCNNSettings | None = None, models: int = MODELS, shifts=SHIFTS, rotations=ROTATIONS,
          out_dir: Path = VIS_DIR, models_dir: Path = MODELS_DIR, data_dir: Path = DATA_DIR) -> dict:
     settings = settings or settings_from_knobs()
-    if not isinstance(models, int) or models < 1:
-        raise LearnerError(f"--models {models!r} is not allowed: use a whole number of at least 1")
+    check_knob("MODELS" if models == MODELS else "--models", models, is_whole(models, 1),
+               "use a whole number of at least 1")
     device, precision, data = start_training(Path(models_dir) / ENSEMBLE_DIR, out_dir, data_dir)
     plan = load_plan_models(models_dir, device)
     figures = []
@@ -404,6 +408,21 @@ def parse_args():
     return parser.parse_args()
 
 
+def check_knobs() -> None:
+    """The constants above, checked before any work (one line naming a bad one)."""
+    settings_from_knobs()  # the training knobs, checked by their settings record
+    check_knob("ROBUSTNESS_IMAGES", ROBUSTNESS_IMAGES, is_whole(ROBUSTNESS_IMAGES, 100, 10_000),
+               "use a whole number from 100 to 10,000")
+    check_knob("SHIFTS", SHIFTS, is_list_of(SHIFTS, lambda n: is_whole(n, 0, 12)),
+               "use a list of whole numbers of pixels from 0 to 12, such as [0, 2, 4, 6]")
+    check_knob("ROTATIONS", ROTATIONS, is_list_of(ROTATIONS, lambda d: is_number(d, 0, 180)),
+               "use a list of angles in degrees from 0 to 180, such as [0, 10, 20, 30]")
+    check_knob("MAX_MISTAKES_DRAWN", MAX_MISTAKES_DRAWN, is_whole(MAX_MISTAKES_DRAWN, 1),
+               "use a whole number of at least 1")
+
+
 if __name__ == "__main__":
     with friendly_errors():
-        main(models=parse_args().models)
+        models = parse_args().models
+        check_knobs()
+        main(models=models)

@@ -42,7 +42,7 @@ run: setup
 	done
 
 # The first "next step" (not part of make run): augmentation and an ensemble of five deeper CNNs,
-# about 15 minutes on a 2-core CPU with native bf16. A rerun after Ctrl-C continues where it stopped.
+# 15 to 20 minutes on a 2-core CPU with native bf16. A rerun after Ctrl-C continues where it stopped.
 beyond: setup
 	$(PY) 06_beyond_99.py
 

@@ -57,6 +57,10 @@ def missing_model_message(path: Path, make_script: str) -> str:
 def load_checkpoint(path: Path, make_script: str) -> dict:
     """Read a checkpoint written by this project; `make_script` is the script that writes it."""
     path = Path(path)
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise LearnerError(f"cannot read {shown(path)}: {shown(blocker)} is a file, not a folder; move or rename "
+                           f"it, then run `python {make_script}`")
     if not path.exists():
         raise LearnerError(missing_model_message(path, make_script))
     if path.is_dir():
@@ -67,7 +71,7 @@ def load_checkpoint(path: Path, make_script: str) -> dict:
     except Exception as error:
         raise LearnerError(f"{shown(path)} is not a readable checkpoint ({type(error).__name__}): "
                            f"delete it and run `python {make_script}` again") from None
-    if not isinstance(checkpoint, dict) or "arch" not in checkpoint or "state_dict" not in checkpoint:
+    if not _looks_like_ours(checkpoint):
         raise LearnerError(f"{shown(path)} was not written by this project: "
                            f"run `python {make_script}` to make a new one")
     trained_on, here = DATASETS.get(checkpoint.get("dataset", "mnist"), MNIST), current_dataset()
@@ -76,6 +80,16 @@ def load_checkpoint(path: Path, make_script: str) -> dict:
                            f"({DATASET_ENV}={here.key if here.key != 'mnist' else 'unset'}): set {DATASET_ENV} to "
                            f"match, or run `python {make_script}`")
     return checkpoint
+
+
+def _looks_like_ours(checkpoint) -> bool:
+    """A dict with what every checkpoint of this project holds: the network, its weights, the normalization."""
+    if not isinstance(checkpoint, dict):
+        return False
+    arch, norm = checkpoint.get("arch"), checkpoint.get("normalization")
+    return (isinstance(arch, dict) and isinstance(arch.get("name"), str)
+            and isinstance(checkpoint.get("state_dict"), dict)
+            and isinstance(norm, dict) and all(isinstance(norm.get(key), float) for key in ("mean", "std")))
 
 
 def load_weights(model: nn.Module, checkpoint: dict, path: Path) -> nn.Module:
@@ -96,11 +110,18 @@ def load_weights(model: nn.Module, checkpoint: dict, path: Path) -> nn.Module:
 
 
 def load_model(path: Path, make_script: str) -> tuple[nn.Module, dict]:
-    """Rebuild a trained model from its checkpoint, in evaluation mode, on the CPU."""
+    """Rebuild the model that `make_script` trains from its checkpoint, in evaluation mode, on the CPU.
+
+    A checkpoint another script wrote (models/mlp.pt copied over models/cnn.pt) is refused in one line.
+    """
     checkpoint = load_checkpoint(path, make_script)
+    written_by = checkpoint.get("script")
+    if written_by and written_by != make_script:
+        raise LearnerError(f"{shown(path)} holds a {describe_arch(checkpoint['arch'])} written by {written_by}, "
+                           f"not the network {make_script} trains: run `python {make_script}` to make it")
     try:
         model = build_model(checkpoint["arch"])
-    except TypeError:
+    except (TypeError, LearnerError):
         raise LearnerError(f"{shown(path)} describes a network this code cannot build "
                            f"({describe_arch(checkpoint['arch'])}): run `python {make_script}` again") from None
     return load_weights(model, checkpoint, path).eval(), checkpoint

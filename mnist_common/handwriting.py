@@ -36,6 +36,7 @@ from .training import predict_logits
 MNIST_BOX = 20  # MNIST scaled each digit's longer side to 20 pixels ...
 MNIST_SIZE = 28  # ... and centred it, by centre of mass, in a 28x28 image
 MNIST_STROKE = 2.5  # typical stroke width, in pixels of that 20-pixel box
+MAX_FILE_BYTES = 200_000_000  # refuse larger files before reading them (a phone photo is 2-10 MB)
 MAX_PIXELS = 40_000_000  # refuse larger images (a phone photo has about 12 million pixels)
 WORKING_SIZE = 320  # pictures are prepared at most this many pixels across: plenty for a 20-pixel digit
 SPECK_SHARE = 0.08  # a blob of ink smaller than 8% of the largest stroke is a speck, not part of the digit
@@ -64,7 +65,15 @@ def read_image(path: Path) -> np.ndarray:
         raise LearnerError(f"{path} is a folder, not an image: give the path of a PNG or JPEG file inside it")
     if not path.is_file():
         raise LearnerError(f"{path} not found: give the path of a PNG or JPEG file")
-    return image_from_bytes(path.read_bytes(), str(path))
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise LearnerError(f"{path} is too large ({MAX_FILE_BYTES // 1_000_000} MB at most) to be a photo of "
+                               "a digit: give the path of a PNG or JPEG file")
+        data = path.read_bytes()
+    except OSError as error:  # no permission, a device, a file that vanished
+        raise LearnerError(f"{path} cannot be read ({error.strerror or error}): check that it is a file you may "
+                           "read") from None
+    return image_from_bytes(data, str(path))
 
 
 def image_from_bytes(data: bytes, name: str = "the image") -> np.ndarray:

@@ -6,11 +6,13 @@ Nothing here teaches deep learning; it is the plumbing every script shares, writ
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import random
 import sys
 import tempfile
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +30,18 @@ DEVICE_ENV = "MNIST_DEVICE"  # cpu, cuda or mps: overrides the automatic choice 
 PRECISION_ENV = "MNIST_PRECISION"  # fp32 or bf16: overrides the automatic choice of precision
 
 
+_PYTHON_FORMAT = warnings.formatwarning  # how Python prints a warning: kept for other libraries' warnings
+
+
 class LearnerError(Exception):
     """A problem the learner can fix; shown as one line, without a traceback."""
 
 
 @contextlib.contextmanager
 def friendly_errors():
-    """Run a script's main(): a LearnerError becomes one line on stderr and exit code 1."""
+    """Run a script's main(): a LearnerError becomes one line on stderr and exit code 1, and the
+    project's own warnings are one line each ("warning: ..."), without Python's source line."""
+    warnings.formatwarning = _one_line_warning
     try:
         yield
     except LearnerError as error:
@@ -43,6 +50,15 @@ def friendly_errors():
     except KeyboardInterrupt:
         print("\nstopped by Ctrl-C", file=sys.stderr)
         raise SystemExit(130) from None
+    finally:
+        warnings.formatwarning = _PYTHON_FORMAT
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning raised by this project's code as one line; anyone else's as Python formats it."""
+    if Path(filename).resolve().is_relative_to(ROOT) and ".venv" not in Path(filename).parts:
+        return f"warning: {message}\n"
+    return _PYTHON_FORMAT(message, category, filename, lineno, line)
 
 
 def say(text: str, width: int = 100) -> None:
@@ -57,6 +73,48 @@ def say(text: str, width: int = 100) -> None:
     indent = text[:len(text) - len(text.lstrip(" "))]
     print(textwrap.fill(text.strip(), width=width, initial_indent=indent, subsequent_indent=indent + "  ",
                         break_long_words=False, break_on_hyphens=False))
+
+
+# ---------------------------------------------------------------------------------------
+# The knobs at the top of every script: checked before any work, in one line each.
+# ---------------------------------------------------------------------------------------
+def is_number(value, low: float | None = None, high: float | None = None) -> bool:
+    """A real, finite number (not True/False, not "0.1" in quotes), within [low, high] when given."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and (low is None or value >= low) and (high is None or value <= high))
+
+
+def is_whole(value, low: int | None = None, high: int | None = None) -> bool:
+    """A whole number (an int, not 2.0 or True), within [low, high] when given."""
+    return isinstance(value, int) and not isinstance(value, bool) and is_number(value, low, high)
+
+
+def is_list_of(value, check, at_least: int = 1) -> bool:
+    """A list (or tuple) of at least `at_least` items, each passing `check`."""
+    return isinstance(value, (list, tuple)) and len(value) >= at_least and all(check(item) for item in value)
+
+
+def check_knob(name: str, value, ok: bool, accepts: str) -> None:
+    """Stop at once when a knob holds a value the script cannot use: one line naming the constant,
+    its value and what it accepts (KNOB = '3' is not allowed: use a whole number ...)."""
+    if ok:
+        return
+    try:
+        quoted_number = isinstance(value, str) and float(value) is not None
+    except ValueError:
+        quoted_number = False
+    hint = " (write the number without quotes)" if quoted_number else ""
+    setting = f"{name} {value!r}" if name.startswith("--") else f"{name} = {value!r}"  # a flag, or a constant
+    raise LearnerError(f"{setting} is not allowed: {accepts}{hint}")
+
+
+def parse_no_options(doc: str) -> None:
+    """The command line of a script that takes no options: --help shows its docstring's first line,
+    and anything else (a typo such as --epochs 5) stops it at once instead of being ignored."""
+    import argparse
+
+    argparse.ArgumentParser(description=doc.strip().split("\n")[0],
+                            epilog="To experiment, edit the UPPERCASE constants at the top of the script.").parse_args()
 
 
 def plural(count: int, word: str) -> str:

@@ -22,7 +22,18 @@ from tqdm import tqdm
 from .augment import random_affine
 from .data import MnistSplits, batches, count_batches, load_mnist
 from .networks import ACTIVATIONS, NUM_CLASSES, SimpleNN, build_model
-from .runtime import LearnerError, autocast, ensure_writable, pick_device, pick_precision, say, set_seed
+from .runtime import (
+    LearnerError,
+    autocast,
+    check_knob,
+    ensure_writable,
+    is_number,
+    is_whole,
+    pick_device,
+    pick_precision,
+    say,
+    set_seed,
+)
 
 PROGRESS_EVERY = 50  # update the progress bar (and check the loss) every N batches
 BLOW_UP_CHECKS = 3  # this many checks in a row with the loss above its starting value: diverged
@@ -34,14 +45,6 @@ EVAL_BATCH = 500  # images per forward pass when evaluating: large, but cache-fr
 # ---------------------------------------------------------------------------------------
 # Settings: the UPPERCASE knobs of a training script, gathered into one checked record.
 # ---------------------------------------------------------------------------------------
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_whole(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 @dataclass(frozen=True, kw_only=True)
 class TrainingSettings:
     """What every training run needs. Field names are the script's constants, in lower case."""
@@ -56,37 +59,26 @@ class TrainingSettings:
     def __post_init__(self):
         for f in fields(self):
             problem = self.problem_with(f.name, getattr(self, f.name))
-            if problem:
-                value = getattr(self, f.name)
-                hint = " (write the number without quotes)" if isinstance(value, str) and _looks_numeric(value) else ""
-                raise LearnerError(f"{f.name.upper()} = {value!r} is not allowed: {problem}{hint}")
+            check_knob(f.name.upper(), getattr(self, f.name), problem is None, problem)
 
     def problem_with(self, name: str, value) -> str | None:
         """What is wrong with one setting, in words, or None when it is fine."""
         if name in ("epochs", "batch_size"):
-            return None if _is_whole(value) and value >= 1 else "use a whole number of at least 1"
+            return None if is_whole(value) and value >= 1 else "use a whole number of at least 1"
         if name == "learning_rate":
-            return None if _is_number(value) and value > 0 else "use a number above 0, such as 0.001"
+            return None if is_number(value) and value > 0 else "use a number above 0, such as 0.001"
         if name == "seed":
-            return None if _is_whole(value) else "use a whole number"
+            return None if is_whole(value) else "use a whole number"
         if name == "label_smoothing":
-            return None if _is_number(value) and 0 <= value < 1 else "use a number from 0 up to (not including) 1"
+            return None if is_number(value) and 0 <= value < 1 else "use a number from 0 up to (not including) 1"
         if name == "early_stopping_patience":
-            return None if value is None or (_is_whole(value) and value >= 1) else \
+            return None if value is None or (is_whole(value) and value >= 1) else \
                 "use a whole number of at least 1, or None to never stop early"
         return None
 
     def as_record(self) -> dict:
         """Plain values (lists, not tuples) for checkpoints and the experiment log."""
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
-
-
-def _looks_numeric(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,16 +100,16 @@ class MLPSettings(TrainingSettings):
         if name == "optimizer":
             return None if value in OPTIMIZERS else f"choose one of {', '.join(map(repr, OPTIMIZERS))}"
         if name == "hidden_sizes":
-            ok = isinstance(value, (list, tuple)) and all(_is_whole(size) and size >= 1 for size in value)
+            ok = isinstance(value, (list, tuple)) and all(is_whole(size) and size >= 1 for size in value)
             return None if ok else "use a list of whole numbers of at least 1, such as [128] or [512, 256]"
         if name == "activation":
             return None if value in ACTIVATIONS else f"choose one of {', '.join(map(repr, ACTIVATIONS))}"
         if name == "dropout":
-            return None if _is_number(value) and 0 <= value < 1 else "use a number from 0 up to (not including) 1"
+            return None if is_number(value) and 0 <= value < 1 else "use a number from 0 up to (not including) 1"
         if name == "batch_norm":
             return None if isinstance(value, bool) else "use True or False"
         if name == "weight_decay":
-            return None if _is_number(value) and value >= 0 else "use a number of at least 0, such as 0.0001"
+            return None if is_number(value) and value >= 0 else "use a number of at least 0, such as 0.0001"
         return super().problem_with(name, value)
 
 
@@ -129,7 +121,7 @@ class CNNSettings(TrainingSettings):
 
     def problem_with(self, name: str, value) -> str | None:
         if name == "dropout":
-            return None if _is_number(value) and 0 <= value < 1 else "use a number from 0 up to (not including) 1"
+            return None if is_number(value) and 0 <= value < 1 else "use a number from 0 up to (not including) 1"
         return super().problem_with(name, value)
 
 
@@ -144,7 +136,7 @@ class AugmentedCNNSettings(CNNSettings):
     def problem_with(self, name: str, value) -> str | None:
         limits = {"rotation": 90, "scale": 0.5, "shift": 8}
         if name in limits:
-            ok = _is_number(value) and 0 <= value <= limits[name]
+            ok = is_number(value) and 0 <= value <= limits[name]
             return None if ok else f"use a number from 0 to {limits[name]}"
         return super().problem_with(name, value)
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import mnist_common
-from conftest import subset
+from conftest import script, subset
 from mnist_common import (
     AT_CHANCE,
     CNNSettings,
@@ -260,3 +260,131 @@ def test_a_later_epoch_called_on_its_own_is_not_mistaken_for_divergence(data):
     for _ in range(4):
         loss, _ = mnist_common.train_one_epoch(model, *small.train, optimizer, batch_size=64, generator=generator)
     assert loss < 0.3
+
+
+# --- Every script's knobs, and its command line ------------------------------------------------------------
+KNOB_CASES = [  # (script, constant, a value a learner might write, words of what it accepts)
+    ("01_explore_mnist.py", "DIGIT_TO_PRINT", 12, "from 0 to 9"),
+    ("01_explore_mnist.py", "INK_LEVEL", "128", "without quotes"),
+    ("02_simple_nn.py", "HIDDEN_SIZES", [0], "at least 1"),
+    ("02_simple_nn.py", "TEMPERATURES", [0], "above 0"),
+    ("03b_backprop_by_hand.py", "BATCH_SIZE", 0, "at least 1"),
+    ("03b_backprop_by_hand.py", "DEEP_SIZES", [784, 30, 5], "ends with 10"),
+    ("04_improved_model.py", "FEATURE_MAP_DIGIT", 10_000, "0 to 9,999"),
+    ("04_improved_model.py", "SHIFTS", [2.5], "whole numbers of pixels"),
+    ("04_improved_model.py", "DROPOUT", 1.5, "up to (not including) 1"),
+    ("05_understand_model.py", "PAGE_ROWS", 0, "at least 1"),
+    ("05_understand_model.py", "EXPORT_FONTS", ["Comic Sans.ttf"], "font files"),
+    ("05b_draw_a_digit.py", "SALIENCY_SAMPLES", 0, "at least 1"),
+    ("06_beyond_99.py", "ROTATIONS", [200], "0 to 180"),
+    ("06_beyond_99.py", "ROBUSTNESS_IMAGES", 50, "100 to 10,000"),
+]
+
+
+@pytest.mark.parametrize("filename", sorted({case[0] for case in KNOB_CASES}))
+def test_the_shipped_knobs_pass_their_own_check(filename):
+    script(filename).check_knobs()
+
+
+@pytest.mark.parametrize(("filename", "name", "value", "accepts"), KNOB_CASES)
+def test_every_scripts_knobs_are_checked_in_one_line(filename, name, value, accepts, monkeypatch):
+    module = script(filename)
+    monkeypatch.setattr(module, name, value)
+    with pytest.raises(LearnerError) as error:
+        module.check_knobs()
+    message = str(error.value)
+    assert message.startswith(f"{name} = {value!r} is not allowed") and accepts in message and "\n" not in message
+
+
+def test_a_port_out_of_range_is_one_line():
+    with pytest.raises(LearnerError, match=r"--port 99999 is not allowed: use 0 \(any free port\) or a port number"):
+        script("05b_draw_a_digit.py").check_knobs(99_999)
+
+
+@pytest.mark.parametrize("command", [
+    ["01_explore_mnist.py", "--samples", "5"], ["02_simple_nn.py", "--seed", "1"],
+    ["03b_backprop_by_hand.py", "--epochs", "2"], ["04_improved_model.py", "--epochs=5"],
+    ["-m", "mnist_common", "--fashion"], ["05_understand_model.py", "--explain"],
+])
+def test_an_unknown_option_stops_the_script_before_any_work(command):
+    done = subprocess.run([sys.executable, *command], cwd=mnist_common.ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and "error:" in done.stderr and "Traceback" not in done.stderr
+    assert "==" not in done.stdout  # no section of the script started
+
+
+# --- Checkpoints that are not what the script needs -------------------------------------------------------
+def test_the_mlp_copied_over_the_cnn_is_one_line(trained_mlp, tmp_path):
+    shutil.copy(trained_mlp["checkpoint"], tmp_path / "cnn.pt")
+    with pytest.raises(LearnerError, match=r"holds a SimpleNN.* written by 03_train_model.py, not the network "
+                                           r"04_improved_model.py trains: run `python 04_improved_model.py`"):
+        mnist_common.load_model(tmp_path / "cnn.pt", "04_improved_model.py")
+
+
+@pytest.mark.parametrize("damage", ["no normalization", "arch is a string", "unknown network"])
+def test_a_hand_made_checkpoint_is_one_line_naming_the_file(trained_mlp, tmp_path, damage):
+    checkpoint = torch.load(trained_mlp["checkpoint"], weights_only=True)
+    if damage == "no normalization":
+        del checkpoint["normalization"]
+    elif damage == "arch is a string":
+        checkpoint["arch"] = "SimpleNN"
+    else:
+        checkpoint["arch"] = {"name": "ResNet"}
+    torch.save(checkpoint, tmp_path / "mlp.pt")
+    with pytest.raises(LearnerError, match=r"mlp.pt (was not written by this project|describes a network this code "
+                                           r"cannot build).*run `python 03_train_model.py`"):
+        mnist_common.load_model(tmp_path / "mlp.pt", "03_train_model.py")
+
+
+def test_a_file_where_the_models_folder_should_be_is_named_when_loading(tmp_path):
+    (tmp_path / "models").write_text("not a folder")
+    with pytest.raises(LearnerError, match="models is a file, not a folder"):
+        mnist_common.load_model(tmp_path / "models" / "cnn.pt", "04_improved_model.py")
+
+
+def test_a_broken_mlp_checkpoint_stops_04_before_it_trains(improved_model, tmp_path, monkeypatch):
+    (tmp_path / "mlp.pt").write_bytes(b"half a checkpoint")
+    monkeypatch.setattr(improved_model, "train_and_report", lambda *_a: pytest.fail("trained first"))
+    with pytest.raises(LearnerError, match=r"mlp\.pt is not a readable checkpoint"):
+        improved_model.main(out_dir=tmp_path / "figures", models_dir=tmp_path)
+
+
+def test_an_image_that_cannot_be_read_is_one_line(tmp_path, monkeypatch):
+    path = tmp_path / "locked.png"
+    path.write_bytes(b"\x89PNG")
+
+    def refuse(_self):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(type(path), "read_bytes", refuse)
+    with pytest.raises(LearnerError, match=r"locked.png cannot be read \(Permission denied\)"):
+        mnist_common.read_image(path)
+
+
+# --- The experiment log, edited by hand into something no run writes -----------------------------------------
+@pytest.mark.parametrize("bad", ['"3"', '"[1, 2]"', "{}"])
+def test_log_rows_with_odd_settings_or_numbers_are_skipped(tmp_path, bad):
+    log_one(tmp_path, 0.98)
+    with open(tmp_path / "experiments.csv", "a") as f:
+        if bad == "{}":  # settings fine, an infinite parameter count
+            f.write('2026-01-01 00:00:00,03_train_model.py,{},fp32,3,0.9,0.9,inf,1.0\n')
+        else:
+            f.write(f'2026-01-01 00:00:00,03_train_model.py,{bad},fp32,3,0.9,0.9,100,1.0\n')
+    with pytest.warns(UserWarning, match=r"skipped unreadable line\(s\) 3"):
+        rows = read_experiments(tmp_path)
+    assert len(rows) == 1 and rows[0]["test_acc"] == 0.98
+
+
+def test_the_projects_warnings_are_one_line_and_others_keep_their_format():
+    ours = str(mnist_common.ROOT / "mnist_common" / "experiments.py")
+    with mnist_common.friendly_errors():
+        assert warnings.formatwarning("a note", UserWarning, ours, 10) == "warning: a note\n"
+        assert warnings.formatwarning("theirs", UserWarning, "/usr/lib/x.py", 3).startswith("/usr/lib/x.py:3")
+    assert warnings.formatwarning("a note", UserWarning, ours, 10).startswith(ours)
+
+
+def test_npm_says_why_it_failed_not_where_its_log_is():
+    stderr = (b"npm error code ECONNREFUSED\nnpm error FetchError: request failed, reason: connect ECONNREFUSED\n"
+              b"npm error A complete log of this run can be found in: /root/.npm/_logs/debug.log\n")
+    assert mnist_common.data.npm_reason(stderr).endswith("reason: connect ECONNREFUSED")
+    assert mnist_common.data.npm_reason(b"") == "no output"
