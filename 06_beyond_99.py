@@ -48,6 +48,7 @@ from mnist_common import (
     load_checkpoint,
     load_model,
     missing_model_message,
+    plural,
     predict_logits,
     random_affine,
     robustness_table,
@@ -315,7 +316,7 @@ def print_ladder(plan: dict, members: list, ensemble_acc: float) -> list:
             for name, (_, checkpoint) in plan.items()]
     rows += [("DeepCNN with augmentation (network 1)", members[0]["test_acc"], members[0]["seconds"],
               members[0]["precision"]),
-             (f"ensemble of {len(members)} such networks", ensemble_acc, sum(m["seconds"] for m in members),
+             (f"ensemble of {plural(len(members), 'such network')}", ensemble_acc, sum(m["seconds"] for m in members),
               members[0]["precision"])]
     print(f"{'this project (measured)':<48} {'test acc':>8} {'training s':>11}  precision")
     for name, acc, seconds, precision in rows:
