@@ -32,11 +32,11 @@ from mnist_common import (
     CNNSettings,
     SimpleNN,
     check_knob,
+    check_shifts,
     count_parameters,
     dead_channels,
     evaluate,
     friendly_errors,
-    is_list_of,
     is_whole,
     load_model,
     missing_model_message,
@@ -372,8 +372,7 @@ def check_knobs() -> None:
     settings_from_knobs()  # the training knobs, checked by their settings record
     check_knob("FEATURE_MAP_DIGIT", FEATURE_MAP_DIGIT, is_whole(FEATURE_MAP_DIGIT, 0, 9_999),
                "use a whole number from 0 to 9,999 (a test image)")
-    check_knob("SHIFTS", SHIFTS, is_list_of(SHIFTS, lambda n: is_whole(n, 0, 12)),
-               "use a list of whole numbers of pixels from 0 to 12, such as [0, 2, 4, 6]")
+    check_shifts(SHIFTS)
 
 
 def main(settings: CNNSettings | None = None, feature_map_digit: int = FEATURE_MAP_DIGIT,

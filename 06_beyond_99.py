@@ -38,6 +38,7 @@ from mnist_common import (
     LearnerError,
     batches,
     check_knob,
+    check_shifts,
     count_parameters,
     current_dataset,
     evaluate,
@@ -414,8 +415,7 @@ def check_knobs() -> None:
     settings_from_knobs()  # the training knobs, checked by their settings record
     check_knob("ROBUSTNESS_IMAGES", ROBUSTNESS_IMAGES, is_whole(ROBUSTNESS_IMAGES, 100, 10_000),
                "use a whole number from 100 to 10,000")
-    check_knob("SHIFTS", SHIFTS, is_list_of(SHIFTS, lambda n: is_whole(n, 0, 12)),
-               "use a list of whole numbers of pixels from 0 to 12, such as [0, 2, 4, 6]")
+    check_shifts(SHIFTS)
     check_knob("ROTATIONS", ROTATIONS, is_list_of(ROTATIONS, lambda d: is_number(d, 0, 180)),
                "use a list of angles in degrees from 0 to 180, such as [0, 10, 20, 30]")
     check_knob("MAX_MISTAKES_DRAWN", MAX_MISTAKES_DRAWN, is_whole(MAX_MISTAKES_DRAWN, 1),

@@ -64,7 +64,7 @@ from .networks import (
     count_parameters,
     dead_channels,
 )
-from .robustness import robustness_table, rotated_accuracy, shifted_accuracy
+from .robustness import check_shifts, robustness_table, rotated_accuracy, shifted_accuracy
 from .runtime import (
     DATA_DIR,
     DATASET_ENV,
@@ -149,6 +149,7 @@ __all__ = [
     "batches",
     "build_model",
     "check_knob",
+    "check_shifts",
     "count_batches",
     "count_parameters",
     "cpu_bf16_feature",

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from .augment import DIRECTIONS, rotate, shift
+from .runtime import check_knob, is_list_of, is_whole
 from .training import predict_logits
+
+MAX_SHIFT = 12  # pixels: moved further, most of a 28x28 digit has left the image
+
+
+def check_shifts(shifts) -> None:
+    """The SHIFTS knob of 04 and 06: whole pixels from 0 to MAX_SHIFT, or one line saying so."""
+    check_knob("SHIFTS", shifts, is_list_of(shifts, lambda n: is_whole(n, 0, MAX_SHIFT)),
+               f"use a list of whole numbers of pixels from 0 to {MAX_SHIFT}, such as [0, 2, 4, 6]")
 
 
 def accuracy(model, images, labels) -> float:
