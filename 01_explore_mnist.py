@@ -326,6 +326,7 @@ def check_knobs() -> None:
     check_knob("CENTRE_BOX", CENTRE_BOX, is_whole(CENTRE_BOX, 1, 28), "use a whole number of pixels from 1 to 28")
     check_knob("INK_LEVEL", INK_LEVEL, is_whole(INK_LEVEL, 0, 254), "use a whole number from 0 to 254")
 
+
 def main(out_dir: Path = VIS_DIR, data_dir: Path = DATA_DIR, digit_to_print: int = DIGIT_TO_PRINT,
          samples_per_digit: int = SAMPLES_PER_DIGIT, centre_box: int = CENTRE_BOX,
          ink_level: int = INK_LEVEL) -> dict:

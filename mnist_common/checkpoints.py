@@ -18,7 +18,7 @@ from torch import nn
 from .data import DATASETS, MNIST, current_dataset
 from .experiments import log_experiment
 from .networks import build_model, count_parameters
-from .runtime import DATASET_ENV, LearnerError, say, shown
+from .runtime import DATASET_ENV, LearnerError, file_in_the_way, say, shown
 from .training import AT_CHANCE, TrainedRun
 
 
@@ -57,7 +57,7 @@ def missing_model_message(path: Path, make_script: str) -> str:
 def load_checkpoint(path: Path, make_script: str) -> dict:
     """Read a checkpoint written by this project; `make_script` is the script that writes it."""
     path = Path(path)
-    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    blocker = file_in_the_way(path.parent)
     if blocker is not None:
         raise LearnerError(f"cannot read {shown(path)}: {shown(blocker)} is a file, not a folder; move or rename "
                            f"it, then run `python {make_script}`")

@@ -94,16 +94,20 @@ def is_list_of(value, check, at_least: int = 1) -> bool:
     return isinstance(value, (list, tuple)) and len(value) >= at_least and all(check(item) for item in value)
 
 
+def _is_quoted_number(value) -> bool:
+    """"0.001" written in quotes, the commonest slip when editing a number."""
+    try:
+        return isinstance(value, str) and math.isfinite(float(value))
+    except ValueError:
+        return False
+
+
 def check_knob(name: str, value, ok: bool, accepts: str) -> None:
     """Stop at once when a knob holds a value the script cannot use: one line naming the constant,
     its value and what it accepts (KNOB = '3' is not allowed: use a whole number ...)."""
     if ok:
         return
-    try:
-        quoted_number = isinstance(value, str) and float(value) is not None
-    except ValueError:
-        quoted_number = False
-    hint = " (write the number without quotes)" if quoted_number else ""
+    hint = " (write the number without quotes)" if _is_quoted_number(value) else ""
     setting = f"{name} {value!r}" if name.startswith("--") else f"{name} = {value!r}"  # a flag, or a constant
     raise LearnerError(f"{setting} is not allowed: {accepts}{hint}")
 
@@ -128,6 +132,12 @@ def shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
+def file_in_the_way(path: Path) -> Path | None:
+    """The file that stands where `path` or one of its folders should be (models/ written as a file), if any."""
+    path = Path(path)
+    return next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+
+
 def ensure_writable(folder: Path, what: str) -> Path:
     """Create `folder` if needed and prove a file can be written there, before any long work.
 
@@ -139,7 +149,7 @@ def ensure_writable(folder: Path, what: str) -> Path:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
             pass
     except (FileExistsError, NotADirectoryError):
-        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        blocker = file_in_the_way(folder) or folder
         raise LearnerError(f"cannot store {what} in {shown(folder)}/: {shown(blocker)} is a file, not a folder; "
                            "move or rename it and run again") from None
     except OSError as error:
