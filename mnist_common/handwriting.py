@@ -8,11 +8,11 @@ than MNIST's scanned forms did, each a small function below:
 
   read_image          any PNG or JPEG (16-bit, transparent) -> grayscale, 0-1
   to_ink              ink bright on dark, as MNIST's (light paper is inverted)
-  remove_background   subtract the paper's own, uneven brightness (shadows, lighting)
+  remove_background   subtract the paper's own, uneven brightness (shadows, lighting), never the ink
   ink_mask            which pixels are ink: Otsu's threshold
   keep_strokes        drop specks far smaller than the largest stroke
   crop_to_ink         the box around the strokes
-  thicken             widen thin pen strokes to MNIST's stroke width before shrinking
+  match_stroke_width  widen thin pen strokes, peel heavy ones, to MNIST's stroke width before shrinking
   shrink_to_box       longer side 20 pixels, brightest ink 1.0
   centre_by_mass      into 28x28, centre of mass in the middle
 
@@ -22,7 +22,9 @@ than MNIST's scanned forms did, each a small function below:
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,10 +38,13 @@ from .training import predict_logits
 MNIST_BOX = 20  # MNIST scaled each digit's longer side to 20 pixels ...
 MNIST_SIZE = 28  # ... and centred it, by centre of mass, in a 28x28 image
 MNIST_STROKE = 2.5  # typical stroke width, in pixels of that 20-pixel box
+HEAVY = 1.3  # strokes wider than 1.3 times MNIST's are peeled down to that (a bold font, a felt pen)
 MAX_FILE_BYTES = 200_000_000  # refuse larger files before reading them (a phone photo is 2-10 MB)
 MAX_PIXELS = 40_000_000  # refuse larger images (a phone photo has about 12 million pixels)
 WORKING_SIZE = 320  # pictures are prepared at most this many pixels across: plenty for a 20-pixel digit
 SPECK_SHARE = 0.08  # a blob of ink smaller than 8% of the largest stroke is a speck, not part of the digit
+MIN_SIDE = 8  # a picture narrower than this many pixels cannot hold a digit ...
+MAX_ASPECT = 20  # ... nor one more than 20 times as long as it is wide
 FAINT = 0.2  # ink less than this much brighter than its background is paper grain or shadow, not a digit
 
 
@@ -51,7 +56,7 @@ class PreparedDigit:
     ink: np.ndarray  # bright ink on dark, at working size
     clean: np.ndarray  # background removed
     mask: np.ndarray  # what counts as ink (bool), specks removed
-    crop: np.ndarray  # the box around the strokes, thickened
+    crop: np.ndarray  # the box around the strokes, its pen matched to MNIST's
     small: np.ndarray  # longer side 20 pixels
     view: torch.Tensor  # (28, 28): what the network sees
     notes: list[str] = field(default_factory=list)  # anything a learner should know about this picture
@@ -80,9 +85,11 @@ def image_from_bytes(data: bytes, name: str = "the image") -> np.ndarray:
     """Encoded image bytes (PNG, JPEG...) as grayscale (H, W) in 0-1.
 
     8- and 16-bit images are scaled to 0-1 by their own range; a drawing on a transparent
-    background (the default of drawing apps) becomes dark strokes on light paper.
+    background (the default of drawing apps) becomes dark strokes on light paper. A phone stores
+    a photo as its sensor saw it and writes "turned 90 degrees" in the file's EXIF tags: the
+    picture is turned upright first, as every photo viewer does.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with warnings.catch_warnings():
@@ -90,11 +97,11 @@ def image_from_bytes(data: bytes, name: str = "the image") -> np.ndarray:
             with Image.open(io.BytesIO(data)) as opened:
                 if opened.width * opened.height > MAX_PIXELS:
                     raise Image.DecompressionBombError
-                return _to_gray(opened)
+                return _to_gray(ImageOps.exif_transpose(opened))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise LearnerError(f"{name} is too large ({MAX_PIXELS:,} pixels at most): shrink it, a few hundred "
                            "pixels across is plenty") from None
-    except (UnidentifiedImageError, OSError, ValueError):
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error, zlib.error, EOFError):
         raise LearnerError(f"{name} is not an image this script can read: use a PNG or JPEG file") from None
 
 
@@ -138,19 +145,50 @@ def to_ink(gray: np.ndarray) -> np.ndarray:
     scale = WORKING_SIZE / max(ink.shape)
     if scale < 1:  # average neighbouring pixels: no detail a 20-pixel digit needs is lost
         t = torch.from_numpy(np.ascontiguousarray(ink, dtype=np.float32))[None, None]
-        ink = F.interpolate(t, scale_factor=scale, mode="area")[0, 0].numpy()
+        size = tuple(max(1, round(side * scale)) for side in ink.shape)
+        ink = F.interpolate(t, size=size, mode="area")[0, 0].numpy()
     return ink.astype(np.float32)
 
 
-def remove_background(ink: np.ndarray) -> np.ndarray:
-    """Subtract the paper's own brightness, estimated where there is no stroke.
+def _quadratic_terms(height: int, width: int) -> np.ndarray:
+    """1, x, y, x^2, xy, y^2 at every pixel of a -1..1 grid: (height * width, 6)."""
+    y, x = np.meshgrid(np.linspace(-1, 1, height), np.linspace(-1, 1, width), indexing="ij")
+    return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], -1).reshape(-1, 6)
 
-    An "opening" (the darkest value nearby, then the brightest of those) erases every stroke
-    thinner than its window and keeps the slowly varying background: shadows, uneven light,
-    grey paper. What is left after subtracting it is ink.
+
+def paper_surface(ink: np.ndarray, rounds: int = 4) -> np.ndarray:
+    """The paper's own brightness as a smooth surface, fitted only where there is no ink.
+
+    A shadow or uneven light changes slowly across the page, so a gently curved surface
+    (a quadratic in x and y) describes it. Fit it to every pixel, call whatever stands well
+    above it ink, fit again to the rest, and repeat: the ink never pulls the surface up, however
+    wide its strokes are.
     """
-    x = torch.from_numpy(ink)
-    window = max(15, max(ink.shape) // 4) | 1  # odd, and much wider than any pen stroke
+    small = torch.from_numpy(np.ascontiguousarray(ink, dtype=np.float32))[None, None]
+    small = F.interpolate(small, size=(min(64, ink.shape[0]), min(64, ink.shape[1])), mode="area")[0, 0].numpy()
+    a, values = _quadratic_terms(*small.shape), small.ravel().astype(np.float64)
+    paper = np.ones(values.shape, dtype=bool)
+    for _ in range(rounds):
+        coef = np.linalg.lstsq(a[paper], values[paper], rcond=None)[0]
+        above = values - a @ coef
+        paper = above < max(otsu_threshold(np.clip(above, 0, None)), FAINT) / 2  # well below the ink
+        if paper.sum() < 6:  # almost nothing but ink: the darkest pixels are the paper
+            paper = values <= np.quantile(values, 0.1)
+    return (_quadratic_terms(*ink.shape) @ coef).reshape(ink.shape).astype(np.float32)
+
+
+def remove_background(ink: np.ndarray) -> np.ndarray:
+    """Subtract the paper's own brightness: first its smooth surface, then what is left of it nearby.
+
+    After the smooth surface, an "opening" (the darkest value nearby, then the brightest of those)
+    takes away what still varies on a smaller scale: grain, a crease, a sharp-edged shadow. An
+    opening erases every stroke narrower than its window and keeps the rest as background, so the
+    window is made wider than the widest stroke, measured: no stroke, however heavy, is taken
+    for paper.
+    """
+    x = (torch.from_numpy(ink) - torch.from_numpy(paper_surface(ink))).clamp_min(0)
+    widest = stroke_width(x.numpy() > max(otsu_threshold(x.numpy()), FAINT))
+    window = max(15, max(ink.shape) // 4, round(2 * widest) + 5) | 1  # odd, and wider than any stroke
     background = _pool(_pool(x, window, "min"), window, "max")
     background = F.avg_pool2d(background[None, None], 9, stride=1, padding=4, count_include_pad=False)[0, 0]
     return (x - background).clamp_min(0).numpy()
@@ -217,30 +255,44 @@ def crop_to_ink(clean: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return kept[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
 
 
-def stroke_width(mask: np.ndarray) -> float:
-    """Roughly how many pixels wide the strokes are: peel the mask one pixel layer at a time."""
-    x, depth = torch.from_numpy(mask.astype(np.float32)), torch.zeros(mask.shape)
-    for _ in range(64):
+def stroke_width(mask: np.ndarray, coarse: int = 64) -> float:
+    """Roughly how many pixels wide the strokes are: peel the mask one pixel layer at a time.
+
+    The peeling runs on a copy at most `coarse` pixels across (each of its pixels is ink where
+    most of the pixels under it are), so it costs the same for any size of picture.
+    """
+    factor = max(1, -(-max(mask.shape) // coarse))
+    x = torch.from_numpy(mask.astype(np.float32))
+    if factor > 1:
+        x = (F.avg_pool2d(x[None, None], factor, ceil_mode=True)[0, 0] > 0.5).float()
+    inside, depth = x > 0, torch.zeros(x.shape)
+    for _ in range(coarse):
         if x.sum() == 0:
             break
         depth += x
         x = _pool(x, 3, "min")
-    inside = depth[torch.from_numpy(mask)]
-    return 2 * float(inside.quantile(0.9)) if len(inside) else 0.0
+    depths = depth[inside]
+    return 2 * factor * float(depths.quantile(0.9)) if len(depths) else 0.0
 
 
-def thicken(crop: np.ndarray) -> np.ndarray:
-    """Widen thin strokes so that, shrunk to 20 pixels, they are as wide as MNIST's (about 2.5).
+def match_stroke_width(crop: np.ndarray) -> np.ndarray:
+    """Strokes as wide as MNIST's (about 2.5 pixels of the 20-pixel box): thin ones widened, heavy ones peeled.
 
-    A 2-pixel pen line on a 600-pixel drawing would otherwise shrink to a tenth of a pixel: a
-    faint grey smear the network has never seen. Thickening before shrinking keeps it a stroke.
+    A 2-pixel pen line on a 600-pixel drawing would shrink to a tenth of a pixel: a faint grey
+    smear the network has never seen, so it is widened first. A felt pen or a bold font does the
+    opposite: shrunk to 20 pixels its strokes swallow the holes of a 6, 8 or 9, so strokes more
+    than HEAVY times MNIST's width are peeled (the darkest value nearby) down to that width.
     """
     target = MNIST_STROKE * max(crop.shape) / MNIST_BOX  # MNIST's stroke width, in this crop's pixels
     width = stroke_width(crop > 0.5 * crop.max())
+    t = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32))
+    peel = round((width - HEAVY * target) / 2)
+    if peel >= 1:
+        return _pool(t, 2 * peel + 1, "min").numpy()
     grow = round((target - width) / 2)
-    if grow < 1:
-        return crop
-    return _pool(torch.from_numpy(crop), 2 * grow + 1, "max").numpy()
+    if grow >= 1:
+        return _pool(t, 2 * grow + 1, "max").numpy()
+    return crop
 
 
 def shrink_to_box(crop: np.ndarray) -> np.ndarray:
@@ -268,6 +320,10 @@ def centre_by_mass(small: np.ndarray) -> torch.Tensor:
 
 def prepare_image(gray: np.ndarray, name: str = "the image") -> PreparedDigit:
     """A grayscale picture (H, W) in 0-1 -> MNIST's format, every step kept. Refuses blanks and specks."""
+    height, width = gray.shape
+    if min(height, width) < MIN_SIDE or max(height, width) > MAX_ASPECT * min(height, width):
+        raise LearnerError(f"{name} is {width}x{height} pixels: too thin to hold a digit (give a picture at least "
+                           f"{MIN_SIDE} pixels on each side and at most {MAX_ASPECT} times as long as it is wide)")
     ink = to_ink(gray)
     clean = remove_background(ink)
     mask = ink_mask(clean)
@@ -276,7 +332,7 @@ def prepare_image(gray: np.ndarray, name: str = "the image") -> PreparedDigit:
     mask = keep_strokes(mask)
     if mask.sum() < 12 or max(np.ptp(np.nonzero(mask)[0]), np.ptp(np.nonzero(mask)[1])) < 6:
         raise LearnerError(f"{name} holds only a speck of ink, not a digit: draw the digit larger")
-    crop = thicken(crop_to_ink(clean, mask))
+    crop = match_stroke_width(crop_to_ink(clean, mask))
     small = shrink_to_box(crop)
     notes = []
     if float(np.percentile(clean[mask], 50)) < 1.5 * FAINT:
