@@ -16,6 +16,7 @@ Writes:  visualizations/05_*.png (listed at the end)
 
 import argparse
 import contextlib
+import math
 import sys
 from dataclasses import dataclass
 from itertools import pairwise
@@ -54,9 +55,19 @@ from mnist_common import (
     say,
     set_seed,
 )
-from mnist_common.handwriting import PreparedDigit, predict_views, prepare_digit, prepare_image
+from mnist_common.handwriting import PreparedDigit, prepare_digit, prepare_image
 from mnist_common.pictures import FONT_DIR, not_digits, typed_digit
-from mnist_common.rejection import Verdict, auroc, energy, fit_rejection_rule
+from mnist_common.rejection import (
+    KEEP,
+    WEAK,
+    Verdict,
+    auroc,
+    energy,
+    fit_rejection_rule,
+    judge,
+    logits_and_features,
+    percent,
+)
 from mnist_common.saliency import smoothgrad
 
 # --- Things to explore (edit and re-run) ---------------------------------------------------
@@ -87,15 +98,6 @@ def confused_pairs(matrix: torch.Tensor) -> list[tuple[int, int, int]]:
     """Unordered pairs of digits with their mistakes in both directions, most confused first."""
     pairs = [(matrix[a, b].item() + matrix[b, a].item(), a, b) for a in range(10) for b in range(a + 1, 10)]
     return sorted(pairs, reverse=True)
-
-
-def percent(p) -> str:
-    """A probability as a learner reads it: "<1%" and ">99%" rather than a misleading "0%" or "100%".
-
-    In float32, softmax rounds a probability within about 1e-7 of 1 to exactly 1: that is not certainty.
-    """
-    p = float(p)
-    return "<1%" if p < 0.005 else (">99%" if p > 0.995 else f"{p:.0%}")
 
 
 def plot_gallery(images, labels, probs, title, indices, classes=CLASS_NAMES):
@@ -425,7 +427,7 @@ def plot_your_digits(names: list[str], prepared: list[PreparedDigit], verdicts: 
 def plot_preparation(name: str, p: PreparedDigit):
     """Every step of the preparation of one picture, all on the same fixed 0-1 scale."""
     steps = [("original", p.original), ("ink bright on dark", p.ink), ("background removed", p.clean),
-             ("ink mask (specks dropped)", p.mask.astype(float)), ("cropped, thickened", p.crop),
+             ("ink mask (specks dropped)", p.mask.astype(float)), ("cropped, pen matched to MNIST", p.crop),
              ("longer side 20 px", p.small), ("centred in 28x28", p.view.numpy())]
     fig, axes = plt.subplots(1, len(steps), figsize=(2.3 * len(steps), 2.9), layout="constrained")
     for ax, (title, image) in zip(axes, steps):
@@ -437,18 +439,20 @@ def plot_preparation(name: str, p: PreparedDigit):
 
 
 def plot_not_digits(scores: dict, rules: dict):
-    """Energy scores of test digits against each kind of non-digit, for each network."""
+    """The rule's score for test digits against each kind of non-digit, for each network."""
     fig, axes = plt.subplots(1, len(scores), figsize=(7 * len(scores), 4.2), layout="constrained", squeeze=False)
     for ax, (name, by_kind) in zip(axes[0], scores.items()):
-        values = torch.cat([v for v in by_kind.values() if len(v)])
+        values = torch.cat([v for v in by_kind.values() if len(v)]).clamp(-30, 30)
         bins = np.linspace(values.min().item(), values.max().item(), 40)
         for kind, kind_scores in by_kind.items():
             if len(kind_scores):
-                ax.hist(kind_scores.numpy(), bins=bins, histtype="step", lw=2, density=True,
+                ax.hist(kind_scores.clamp(-30, 30).numpy(), bins=bins, histtype="step", lw=2, density=True,
                         label=f"{kind} ({len(kind_scores):,})")
-        ax.axvline(rules[name].confident, color="black", linestyle="--", label="95% of digits above: an answer")
-        ax.axvline(rules[name].anything, color="gray", linestyle=":", label="99% of digits above: else not a digit")
-        ax.set_xlabel("energy score: log(sum of e^score); large = strong evidence for some digit")
+        accept = rules[name].accept
+        ax.axvline(math.log(accept / (1 - accept)), color="black", linestyle="--",
+                   label=f"below: not a digit ({percent(accept)} likely to be one)")
+        ax.axvline(math.log(WEAK / (1 - WEAK)), color="gray", linestyle=":", label="below: not sure, weak evidence")
+        ax.set_xlabel("the rule's score: log-odds that the picture is a digit (clipped to -30..30)")
         ax.set_ylabel("share of each kind (density)")
         ax.set_title(name)
         ax.legend(fontsize=7)
@@ -639,41 +643,55 @@ def prepare_pictures(pictures: dict) -> dict:
     return prepared
 
 
-def rejection_report(model, data, pictures: dict, prepared: dict) -> tuple[dict, dict, object]:
-    """AUROC and the share of each kind refused, at the threshold keeping 95% of validation digits."""
-    rule = fit_rejection_rule(model, data.val[0])
-    digits = energy(predict_logits(model, data.test[0])).cpu()
-    by_kind = {kind: energy(predict_views(model, views, data.mean, data.std)) if len(views) else torch.zeros(0)
-               for kind, views in prepared.items()}
+def rejection_report(model, data, pictures: dict, prepared: dict, data_dir: Path) -> tuple[dict, dict, object]:
+    """AUROC of the rule and of the energy score alone, and the share of each kind the rule refuses."""
+    rule = fit_rejection_rule(model, data, data_dir)
+    logits, features = logits_and_features(model, data.test[0])
+    digits, digits_energy = rule.digit_logit(features), energy(logits)
+    by_kind, by_kind_energy, refused_by_kind = {}, {}, {}
+    for kind, views in prepared.items():
+        if len(views):
+            kind_logits, kind_features = logits_and_features(model, ((views - data.mean) / data.std).unsqueeze(1))
+            by_kind[kind], by_kind_energy[kind] = rule.digit_logit(kind_features), energy(kind_logits)
+            verdicts = rule.verdicts(kind_logits, kind_features)
+        else:
+            by_kind[kind] = by_kind_energy[kind] = torch.zeros(0)
+            verdicts = []
+        refused_by_kind[kind] = (len(pictures[kind]) - len(views) + sum(v.kind == "not a digit" for v in verdicts),
+                                 sum(v.kind == "not sure" for v in verdicts), len(pictures[kind]))
     refused = sum(len(pictures[kind]) - len(views) for kind, views in prepared.items())
-    every = torch.cat([*by_kind.values(), torch.full((refused,), -1e9)])  # refused by preparation: lowest score
-    rejected = {kind: (len(pictures[kind]) - len(scores) + int((scores < rule.confident).sum())) / len(pictures[kind])
-                for kind, scores in by_kind.items()}
-    report = {"auroc": auroc(digits, every), "rejected": rejected,
-              "rejected_all": (every < rule.confident).float().mean().item(),
-              "test_digits_kept": (digits >= rule.confident).float().mean().item()}
+    lowest = torch.full((refused,), -1e9, dtype=torch.float64)  # refused by the preparation: lowest score
+    test_verdicts = rule.verdicts(logits, features)
+    report = {"auroc": auroc(digits, torch.cat([*by_kind.values(), lowest])),
+              "auroc_energy": auroc(digits_energy, torch.cat([*by_kind_energy.values(), lowest.float()])),
+              "refused": refused_by_kind, "accept": rule.accept,
+              "test_digits_kept": sum(v.kind != "not a digit" for v in test_verdicts) / len(test_verdicts)}
     return report, {"test digits": digits, **by_kind}, rule
 
 
-def section_not_digits(models: dict, data, out_dir) -> dict:
-    """7. Your own digit, and "that is not a digit": how well the energy rule tells digits from the rest."""
+def section_not_digits(models: dict, data, out_dir, data_dir: Path) -> dict:
+    """7. Your own digit, and "that is not a digit": how well the rule tells digits from the rest."""
     print("\n== 7. Your own digit, and \"that is not a digit\" ==")
     if data.dataset.key != "mnist":
         say(f"this section is about handwritten digits: it runs with MNIST only (this run uses {data.dataset.title})")
         return {"figures": []}
-    say("a network trained on digits answers every picture with a digit. Pictures the project makes itself (blank "
-        "paper, noise, scribbles, letters, shapes) go through the same preparation as your own; the energy score "
-        "(mnist_common/rejection.py), with thresholds fitted on validation digits only, decides what to refuse")
+    say("a network trained on digits answers every picture with a digit. The rule that says \"this does not look "
+        "like a digit\" (mnist_common/rejection.py) is a small classifier, a logistic regression, on what the "
+        "network's last layer reads. It is fitted on pictures the project makes: digits typed in 12 fonts at every "
+        "weight, drawn by a jittery hand, and MNIST's validation digits moved, turned, thickened and thinned, "
+        "against letters, symbols, shapes, scribbles and textures drawn with the same fonts and pens. Both sides "
+        "share every style, so it learns shapes, not styles; the test set is never used")
     pictures = not_digits(NOT_DIGIT_SAMPLES, SEED)
     prepared = prepare_pictures(pictures)
     results, scores, rules = {}, {}, {}
     for name, model in models.items():
-        results[name], scores[name], rules[name] = rejection_report(model, data, pictures, prepared)
+        results[name], scores[name], rules[name] = rejection_report(model, data, pictures, prepared, data_dir)
         r = results[name]
-        say(f"{name}: AUROC {r['auroc']:.3f} (1 = every digit scores above every non-digit); at the threshold "
-            f"keeping 95% of validation digits it keeps {r['test_digits_kept']:.1%} of test digits and refuses "
-            f"{r['rejected_all']:.0%} of the non-digits: "
-            + ", ".join(f"{kind} {share:.0%}" for kind, share in r["rejected"].items()))
+        say(f"{name}: AUROC {r['auroc']:.3f} for the rule, {r['auroc_energy']:.3f} for the energy score alone "
+            f"(1 = every digit scores above every non-digit). It refuses below {percent(r['accept'])} (the "
+            f"probability that {KEEP:.1%} of held-back validation digits reach): it answers "
+            f"{r['test_digits_kept']:.1%} of the test digits, and of the non-digits (refused, not sure): "
+            + ", ".join(f"{kind} {no / n:.0%}, {unsure / n:.0%}" for kind, (no, unsure, n) in r["refused"].items()))
     say("softmax confidence is not knowledge: it only compares the ten scores with each other. Try yours: "
         "python 05_understand_model.py --image my_digit.png (add --explain to see every step of the preparation)")
     figure = save_figure(plot_not_digits(scores, rules), out_dir, "05_not_a_digit.png")
@@ -737,7 +755,7 @@ def analyse(models_dir: Path, out_dir: Path, data_dir: Path, epsilons=EPSILONS, 
                     section_saliency(cnn, images, labels, predictions, results["probs"], out_dir, data.classes),
                     section_calibration(cnn, data, results["probs"], right, out_dir),
                     section_adversarial(models, data, right, epsilons, out_dir),
-                    section_not_digits(models, data, out_dir)):
+                    section_not_digits(models, data, out_dir, data_dir)):
         results["figures"] += section.pop("figures")
         results |= section
     section_reflection(results, models_dir, epsilons, data.classes)
@@ -760,9 +778,9 @@ def your_digits(paths, models_dir: Path, out_dir: Path, data_dir: Path, explain:
         raise LearnerError(f"none of the {len(paths)} images could be read (each is named above)")
     device = pick_device()
     cnn, checkpoint, _ = load_models(models_dir, device, with_mlp=False)
-    rule = fit_rejection_rule(cnn, load_mnist(data_dir=data_dir).val[0].to(device))
+    rule = fit_rejection_rule(cnn, load_mnist(data_dir=data_dir), data_dir)
     norm = checkpoint["normalization"]
-    verdicts = rule.verdicts(predict_views(cnn, torch.stack([p.view for p in prepared]), norm["mean"], norm["std"]))
+    verdicts = judge(cnn, rule, torch.stack([p.view for p in prepared]), norm["mean"], norm["std"])
     print()
     for path, p, verdict in zip(good, prepared, verdicts):
         say(f"{path}: {verdict.text}" + "".join(f" (note: {note})" for note in p.notes))

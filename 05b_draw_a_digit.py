@@ -44,7 +44,7 @@ from mnist_common import (
     shown,
 )
 from mnist_common.handwriting import image_from_bytes, predict_views, prepare_image
-from mnist_common.rejection import fit_rejection_rule
+from mnist_common.rejection import fit_rejection_rule, judge
 from mnist_common.saliency import smoothgrad
 
 # --- Settings (edit and re-run) -------------------------------------------------------------
@@ -68,8 +68,8 @@ class DrawingApp:
             raise LearnerError(f"the drawing page reads handwritten digits with the MNIST models: unset {DATASET_ENV}")
         self.models = {name: load_model(Path(models_dir) / file, script) for name, file, script in
                        (("cnn", "cnn.pt", "04_improved_model.py"), ("mlp", "mlp.pt", "03_train_model.py"))}
-        validation = load_mnist(data_dir=data_dir).val[0]
-        self.rule = fit_rejection_rule(self.models["cnn"][0], validation)  # the CNN decides "not a digit"
+        # the CNN decides "not a digit", with the same rule and the same function as 05 --image
+        self.rule = fit_rejection_rule(self.models["cnn"][0], load_mnist(data_dir=data_dir), data_dir)
         self.save_dir = Path(save_dir)
 
     def predict(self, png: bytes) -> dict:
@@ -86,8 +86,8 @@ class DrawingApp:
         for name, (model, checkpoint) in self.models.items():
             norm = checkpoint["normalization"]
             answers[name] = predict_views(model, prepared.view[None], norm["mean"], norm["std"])
-        verdict = self.rule.verdicts(answers["cnn"])[0]
         cnn, norm = self.models["cnn"][0], self.models["cnn"][1]["normalization"]
+        verdict = judge(cnn, self.rule, prepared.view[None], norm["mean"], norm["std"])[0]
         x = ((prepared.view - norm["mean"]) / norm["std"])[None, None]
         saliency = smoothgrad(cnn, x, torch.tensor([verdict.digit]), samples=SALIENCY_SAMPLES)[0]
         saliency = saliency / saliency.abs().max().clamp_min(1e-8)  # -1 to 1, for the page's colours

@@ -14,10 +14,17 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"  # the fonts matplotlib ships, on every machine
+# The "not a digit" rule is fitted on one family of fonts and measured on others it never saw.
+FITTING_FONTS = [f"DejaVu{family}{style}.ttf" for family in ("Sans", "Serif", "SansMono")
+                 for style in ("", "-Bold", "-Oblique" if family != "Serif" else "-Italic",
+                               "-BoldOblique" if family != "Serif" else "-BoldItalic")]
+HELD_OUT_FONTS = ["STIXGeneral.ttf", "STIXGeneralBol.ttf", "STIXGeneralItalic.ttf", "STIXGeneralBolIta.ttf",
+                  "cmr10.ttf", "cmb10.ttf", "cmti10.ttf", "cmss10.ttf", "cmtt10.ttf"]  # never used in fitting
 TEST_FONTS = ["DejaVuSans.ttf", "DejaVuSerif.ttf", "DejaVuSansMono.ttf"]  # used by the test suite
-EVALUATION_FONTS = ["DejaVuSans-Bold.ttf", "DejaVuSerif-Italic.ttf", "DejaVuSansMono-Bold.ttf", "STIXGeneral.ttf",
-                    "STIXGeneralBol.ttf", "cmr10.ttf", "cmss10.ttf", "cmtt10.ttf", "DejaVuSans-Oblique.ttf"]
 CANVAS = 200  # pixels across, like a small crop of a phone photo
+LOOK_ALIKES = "OoIlSsZzBbgqGD"  # letters that a person might read as a digit too: in no fitting set
+LETTERS = "ACEFHKMNPRTUVWXYacdefhkmnprtuvwxy"  # letters that look like no digit
+SYMBOLS = "+=#%&@*?$<>~"  # symbols that look like no digit
 
 
 def font(name: str, size: int) -> ImageFont.FreeTypeFont:
@@ -33,18 +40,18 @@ def paper(rng: np.random.Generator, size: int = CANVAS) -> np.ndarray:
     return np.clip(level + light + rng.normal(0, 0.015, (size, size)), 0, 1)
 
 
-def photo_of(glyph: Image.Image, rng: np.random.Generator) -> np.ndarray:
+def photo_of(glyph: Image.Image, rng: np.random.Generator, size: int = CANVAS) -> np.ndarray:
     """Lay a white-on-black glyph (L mode) on photographed paper: grey ink, rotation, blur, off centre."""
     glyph = glyph.rotate(rng.uniform(-10, 10), resample=Image.BILINEAR, expand=True)
     bbox = glyph.getbbox()
     glyph = glyph.crop(bbox) if bbox else glyph
-    canvas = Image.new("L", (CANVAS, CANVAS), 0)
-    room = (CANVAS - glyph.width, CANVAS - glyph.height)
+    canvas = Image.new("L", (size, size), 0)
+    room = (size - glyph.width, size - glyph.height)
     corner = (int(rng.uniform(0.15, 0.85) * max(room[0], 0)), int(rng.uniform(0.15, 0.85) * max(room[1], 0)))
     canvas.paste(glyph, corner)
     canvas = canvas.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.6)))
     ink = np.asarray(canvas, dtype=np.float32) / 255
-    background = paper(rng)
+    background = paper(rng, size)
     darkness = rng.uniform(0.55, 0.85)  # pencil to marker
     return np.clip(background * (1 - darkness * ink), 0, 1)
 
@@ -62,7 +69,7 @@ def circle(cx, cy, rx, ry, start=0.0, end=2 * np.pi, n=24) -> list[tuple[float, 
     return [(cx + rx * np.cos(a), cy + ry * np.sin(a)) for a in np.linspace(start, end, n)]
 
 
-DIGIT_STROKES = {  # each digit as pen strokes, in 0-1 units of the canvas (y downwards); not used by the tests
+DIGIT_STROKES = {  # each digit as pen strokes, in 0-1 units of the canvas (y downwards)
     0: [circle(0.5, 0.5, 0.22, 0.33)],
     1: [[(0.42, 0.27), (0.54, 0.15), (0.54, 0.85)]],
     2: [[*circle(0.5, 0.33, 0.2, 0.17, np.pi, 2.25 * np.pi), (0.28, 0.85), (0.75, 0.85)]],
@@ -116,16 +123,20 @@ def noise(rng: np.random.Generator) -> np.ndarray:
     return rng.random((CANVAS, CANVAS)).astype(np.float32)
 
 
+def scribble_strokes(rng: np.random.Generator, fewest: int = 2) -> list:
+    """A few random pen strokes, as a child (or a cat) might draw them, in 0-1 units."""
+    return [[tuple(rng.uniform(0.15, 0.85, 2)) for _ in range(rng.integers(2, 6))]
+            for _ in range(rng.integers(fewest, 7))]
+
+
 def scribble(rng: np.random.Generator) -> np.ndarray:
-    """A few random pen strokes, as a child (or a cat) might draw them."""
-    strokes = [[tuple(rng.uniform(0.15, 0.85, 2)) for _ in range(rng.integers(2, 6))]
-               for _ in range(rng.integers(3, 7))]
-    return photo_of(drawn_strokes(strokes, int(rng.integers(4, 10))), rng)
+    """A scribble, photographed."""
+    return photo_of(drawn_strokes(scribble_strokes(rng, fewest=3), int(rng.integers(4, 10))), rng)
 
 
 def letter(rng: np.random.Generator, letters: str = "ABCDEFHKMNPRTUVWXYabdefhkmnprtuwxy") -> np.ndarray:
     """A letter, typed in one of the fonts, photographed (letters that look like digits, O l S Z..., left out)."""
-    names = TEST_FONTS + EVALUATION_FONTS
+    names = FITTING_FONTS + HELD_OUT_FONTS
     size = int(rng.uniform(70, 120))
     glyph = Image.new("L", (size * 2, size * 2), 0)
     ImageDraw.Draw(glyph).text((size // 2, size // 4), str(rng.choice(list(letters))), fill=255,
@@ -154,3 +165,124 @@ def not_digits(count_each: int, seed: int) -> dict[str, list[np.ndarray]]:
     """`count_each` pictures of each kind of non-digit, reproducible from the seed."""
     rng = np.random.default_rng(seed)
     return {kind: [make(rng) for _ in range(count_each)] for kind, make in NOT_DIGITS.items()}
+
+
+# --- The broad set the "not a digit" rule is fitted on (mnist_common/rejection.py) -------------------------
+def glyph(text: str, font_name: str, height: int, weight: float = 0.0) -> Image.Image:
+    """One character, white on black, cropped to its ink; `weight` thickens (> 0) or thins (< 0) its
+    strokes by that share of its height, as a felt pen or a fine pen would."""
+    image = Image.new("L", (height * 2, height * 2), 0)
+    ImageDraw.Draw(image).text((height, height), text, fill=255, font=font(font_name, height), anchor="mm")
+    pen = round(abs(weight) * height) | 1
+    if pen > 1:
+        image = image.filter(ImageFilter.MaxFilter(pen) if weight > 0 else ImageFilter.MinFilter(pen))
+    box = image.getbbox()
+    return image.crop(box) if box else image
+
+
+def on_page(ink: Image.Image, rng: np.random.Generator, size: int, look: str) -> np.ndarray:
+    """White-on-black ink laid on a page as a learner's file shows it: "photo" (grey ink on lit paper),
+    "clean" (black on white, as a drawing program saves it) or "dark" (light ink on a dark page)."""
+    if look == "photo":
+        return photo_of(ink, rng, size)
+    scale = rng.uniform(0.45, 0.85) * size / max(ink.size)
+    ink = ink.resize((max(1, round(ink.width * scale)), max(1, round(ink.height * scale))), Image.BILINEAR)
+    ink = ink.rotate(rng.uniform(-12, 12), resample=Image.BILINEAR, expand=True)
+    page = Image.new("L", (size, size), 0)
+    page.paste(ink, (int(rng.uniform(0, max(size - ink.width, 0))), int(rng.uniform(0, max(size - ink.height, 0)))))
+    values = np.asarray(page, dtype=np.float32) / 255
+    return values * rng.uniform(0.7, 1.0) if look == "dark" else 1 - values
+
+
+def jittered_digit(digit: int, rng: np.random.Generator, size: int) -> Image.Image:
+    """A digit drawn by a hand that is never quite the same twice: the strokes of DIGIT_STROKES,
+    each point moved a little, the whole slanted and squeezed, with a pen of any width."""
+    slant, squeeze = rng.uniform(-0.25, 0.25), rng.uniform(0.7, 1.15)
+    strokes = [[(0.5 + squeeze * (x - 0.5) + slant * (0.5 - y) + rng.normal(0, 0.02), y + rng.normal(0, 0.02))
+                for x, y in points] for points in DIGIT_STROKES[digit]]
+    return drawn_strokes(strokes, max(1, round(size * rng.uniform(0.02, 0.16))), size)
+
+
+def random_shape(rng: np.random.Generator, size: int) -> Image.Image:
+    """A deliberate mark that is no digit: a star, grid, zigzag, triangle, square, cross, house, heart or spiral."""
+    kind = str(rng.choice(["star", "grid", "zigzag", "triangle", "square", "cross", "house", "heart", "spiral"]))
+    if kind == "star":
+        angles = np.pi / 2 + np.arange(11) * 4 * np.pi / 5
+        strokes = [[(0.5 + 0.35 * np.cos(a), 0.5 - 0.35 * np.sin(a)) for a in angles]]
+    elif kind == "grid":
+        lines = rng.integers(2, 5)
+        strokes = ([[(0.2, y), (0.8, y)] for y in np.linspace(0.25, 0.75, lines)]
+                   + [[(x, 0.2), (x, 0.8)] for x in np.linspace(0.25, 0.75, lines)])
+    elif kind == "zigzag":
+        strokes = [[(0.15 + 0.7 * i / 7, 0.3 if i % 2 else 0.7) for i in range(8)]]
+    elif kind == "triangle":
+        strokes = [[(0.5, 0.2), (0.8, 0.78), (0.2, 0.78), (0.5, 0.2)]]
+    elif kind == "square":
+        strokes = [[(0.25, 0.25), (0.75, 0.25), (0.75, 0.75), (0.25, 0.75), (0.25, 0.25)]]
+    elif kind == "cross":
+        strokes = [[(0.2, 0.2), (0.8, 0.8)], [(0.8, 0.2), (0.2, 0.8)], [(0.5, 0.15), (0.5, 0.85)]]
+    elif kind == "house":
+        strokes = [[(0.25, 0.8), (0.25, 0.45), (0.5, 0.2), (0.75, 0.45), (0.75, 0.8), (0.25, 0.8)],
+                   [(0.45, 0.8), (0.45, 0.62), (0.55, 0.62), (0.55, 0.8)]]
+    elif kind == "heart":
+        strokes = [[*circle(0.38, 0.38, 0.13, 0.12, np.pi * 0.8, 2 * np.pi), (0.5, 0.4),
+                    *circle(0.62, 0.38, 0.13, 0.12, np.pi, 2.2 * np.pi), (0.5, 0.8), (0.27, 0.45)]]
+    else:  # a spiral
+        turns = np.linspace(0, 5 * np.pi, 60)
+        strokes = [[(0.5 + 0.035 * t * np.cos(t) / np.pi, 0.5 + 0.035 * t * np.sin(t) / np.pi) for t in turns]]
+    return drawn_strokes(strokes, max(1, round(size * rng.uniform(0.02, 0.1))), size)
+
+
+def texture(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Paper that is all pattern: stripes, a checkerboard, blotches or snow."""
+    yy, xx = np.mgrid[:size, :size] / size
+    kind = rng.integers(4)
+    if kind == 0:
+        angle, period = rng.uniform(0, np.pi), rng.uniform(0.05, 0.25)
+        return (np.sin((np.cos(angle) * xx + np.sin(angle) * yy) * 2 * np.pi / period) > 0).astype(np.float32)
+    if kind == 1:
+        cells = rng.integers(3, 10)
+        return ((np.floor(xx * cells) + np.floor(yy * cells)) % 2).astype(np.float32)
+    if kind == 2:
+        blobs = sum(np.exp(-((xx - rng.random()) ** 2 + (yy - rng.random()) ** 2) / rng.uniform(0.002, 0.02))
+                    for _ in range(rng.integers(3, 12)))
+        return 1 - np.clip(blobs, 0, 1).astype(np.float32)
+    return rng.random((size, size)).astype(np.float32)
+
+
+def fitting_pictures(count: int, seed: int) -> tuple[list[np.ndarray], list[bool], list[str]]:
+    """`count` pictures for fitting the "not a digit" rule: (pictures, is_digit, kind).
+
+    Half are digits (typed in FITTING_FONTS at every weight, drawn by a jittery hand with pens of
+    every width), half are not (letters in the same fonts and weights, symbols, shapes, scribbles,
+    textures). Both halves share every look (photo, clean, light on dark) and every pen, so the
+    rule can only learn the shapes, not the styles. No MNIST test digit is used; MNIST's own
+    validation digits join them in rejection.py.
+    """
+    rng = np.random.default_rng(seed)
+    pictures, is_digit, kinds = [], [], []
+    for i in range(count):
+        size, look = int(rng.integers(64, 129)), str(rng.choice(["photo", "clean", "dark"], p=[0.4, 0.4, 0.2]))
+        digit = i % 2 == 0
+        kind = str(rng.choice(["typed", "typed", "drawn"] if digit else
+                              ["letter", "letter", "symbol", "shape", "scribble", "texture"]))
+        picture = texture(rng, size) if kind == "texture" else on_page(made_ink(kind, rng, size), rng, size, look)
+        pictures.append(picture.astype(np.float32))
+        is_digit.append(digit)
+        kinds.append(kind)
+    return pictures, is_digit, kinds
+
+
+def made_ink(kind: str, rng: np.random.Generator, size: int) -> Image.Image:
+    """White-on-black ink of one kind of fitting picture: typed or drawn digits, letters, symbols, shapes, scribbles."""
+    height, weight = int(rng.integers(40, 90)), float(rng.choice([-0.03, 0.0, 0.0, 0.03, 0.06]))
+    name = str(rng.choice(FITTING_FONTS))
+    if kind == "typed":
+        return glyph(str(rng.integers(10)), name, height, weight)
+    if kind == "drawn":
+        return jittered_digit(int(rng.integers(10)), rng, size)
+    if kind in ("letter", "symbol"):
+        return glyph(str(rng.choice(list(LETTERS if kind == "letter" else SYMBOLS))), name, height, weight)
+    if kind == "shape":
+        return random_shape(rng, size)
+    return drawn_strokes(scribble_strokes(rng), max(1, round(size * rng.uniform(0.02, 0.1))), size)

@@ -1,26 +1,57 @@
-"""Saying "I don't know": a rule for refusing what does not look like a digit.
+"""Saying "I don't know": a rule for refusing what is not a digit, and only that.
 
 A network trained on digits answers every input with a digit, and softmax makes the answer look
-confident: softmax only compares the ten scores with each other, so a picture of a horse whose
-"3" score is merely the least small still gets a high probability. The *energy score* keeps what
-softmax throws away, how strong the evidence is overall:
+confident: softmax only compares the ten scores with each other, so a picture of a house whose
+"4" score is merely the least small still gets a high probability. Two things help:
 
-    energy(x) = log(e^z0 + e^z1 + ... + e^z9)      (z: the ten scores, the logits)
+1. **Ask more than the ten scores.** Just before its last layer the network holds a description
+   of the picture (the CNN's 128 numbers of fc1, the MLP's last hidden layer): its *features*.
+   The *energy score*, log(e^z0 + ... + e^z9), adds how strong the evidence is overall, which
+   softmax throws away (Liu et al., 2020, "Energy-based out-of-distribution detection").
+2. **Fit the rule to the job it does.** The job is to tell *digits of every style a learner
+   brings* from *things that are not digits*, not MNIST from everything else: nothing a learner
+   draws or types is a typical MNIST digit. So the rule is a small classifier (logistic
+   regression) on those features, fitted on a broad set that the project makes itself: digits
+   typed in many fonts and weights, drawn by a jittery hand, and MNIST's validation digits
+   moved, turned, thickened and thinned; against letters and symbols in the same fonts and
+   weights, shapes, scribbles and textures, with the same pens and looks. Since both sides share
+   every style, the classifier can only learn the shapes. The test set is never used.
 
-It is large when some digit's score is large, and small when no digit fits. The rule is fitted
-on the validation digits alone: the thresholds that keep 95% and 99% of them.
+The fitted rule answers with the probability that a picture is a digit at all. Its verdict:
+- below the probability that 99.5% of MNIST's held-back validation digits reach (the rule's
+  `accept`, fitted per network): "this does not look like a digit";
+- below WEAK: "not sure", naming the two likeliest digits: the evidence for any digit is weak;
+- else, when the network gives its top digit less than SURE: "not sure" between the two likeliest;
+- else the digit, plainly: "7 (98%)". So a "not sure" never quotes a probability of SURE or more.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import inspect
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
 
-from .training import predict_logits
+from . import handwriting, pictures
+from .augment import affine
+from .checkpoints import atomic_save
+from .runtime import DATA_DIR, LearnerError
+from .training import batches
 
-KEEP_CONFIDENT = 0.95  # above the score that 95% of validation digits reach: an answer
-KEEP_ANY = 0.99  # below the score that 99% of validation digits reach: not a digit
+FITTING_PICTURES = 3000  # pictures made for fitting (half digits, half not), prepared once and kept in data/
+FITTING_SEED = 2024  # which pictures those are
+VALIDATION_DIGITS = 4000  # MNIST validation digits that join them, moved, turned, thickened or thinned ...
+KEEP = 0.995  # ... and the other 2,000, as they are: the refusal threshold keeps 99.5% of them
+L2 = 1e-3  # how strongly the classifier's weights are kept small (a simpler rule generalizes better)
+WEAK = 0.7  # less likely than this to be a digit at all: "not sure", the evidence is weak
+SURE = 0.9  # a digit is named plainly only when the network gives it at least this probability
+CLOSE = 1 / 3  # "not sure" between two digits when the second has at least this share of the first's probability
 
 
 def energy(logits: torch.Tensor) -> torch.Tensor:
@@ -39,49 +70,188 @@ def auroc(positives: torch.Tensor, negatives: torch.Tensor) -> float:
     return ((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))).item()
 
 
+# --- What the network knows about a picture ---------------------------------------------------------------
+def logits_and_features(model: nn.Module, images: torch.Tensor, batch_size: int = 1000):
+    """(logits (N, 10), features (N, D + 1)) for normalized images (N, 1, 28, 28), in fp32, no autograd.
+
+    The features are what the last layer reads (caught with a hook on it, so any network of the
+    journey works), and the energy score.
+    """
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    caught = []
+    hook = last.register_forward_pre_hook(lambda _, args: caught.append(args[0].detach().float().flatten(1)))
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits = torch.cat([model(x).float() for (x,) in batches(images, batch_size=batch_size)]).cpu()
+    finally:
+        hook.remove()
+    features = torch.cat(caught).cpu()  # (N, D)
+    return logits, torch.cat([features, energy(logits)[:, None]], 1)
+
+
+# --- Verdicts ----------------------------------------------------------------------------------------------
+def percent(p: float) -> str:
+    """A probability as a learner reads it: "<1%" and ">99%" rather than a misleading "0%" or "100%"."""
+    return "<1%" if p < 0.005 else (">99%" if p > 0.995 else f"{p:.0%}")
+
+
 @dataclass
 class Verdict:
-    """What the network says about one picture, in words a learner can act on."""
+    """What the network says about one picture, in words that agree with its numbers."""
 
     kind: str  # "digit", "not sure" or "not a digit"
-    digit: int
-    probs: torch.Tensor  # (10,)
-    score: float
+    digit: int  # the network's top answer (even for "not a digit", for figures)
+    probs: torch.Tensor  # (10,) softmax
+    digit_probability: float  # the rule's probability that the picture is a digit at all
 
     @property
     def text(self) -> str:
-        top = self.probs.topk(2)
-        (first, second), (p1, p2) = top.indices.tolist(), top.values.tolist()
+        (first, second), (p1, p2) = self.probs.topk(2).indices.tolist(), self.probs.topk(2).values.tolist()
+        if self.kind == "not a digit":
+            return "this does not look like a digit"
         if self.kind == "digit":
-            return f"{first} ({p1:.0%})"
-        if self.kind == "not sure":
-            return f"not sure: {first} ({p1:.0%}) or {second} ({p2:.0%})"
-        return "this does not look like a digit"
+            return f"{first} ({percent(p1)})"
+        if self.digit_probability < WEAK:  # the softmax may say 100%: not quoted, since the rule doubts it
+            return (f"not sure: most like {first}, then {second}, but only {percent(self.digit_probability)} likely "
+                    "to be a digit at all")
+        why = "the two look alike to it" if p2 >= CLOSE * p1 else "its evidence is spread over several digits"
+        return f"not sure: {first} ({percent(p1)}) or {second} ({percent(p2)}): {why}"
 
 
+def verdict_for(probs: torch.Tensor, digit_probability: float, accept: float) -> Verdict:
+    """The verdict on one picture, from the softmax (10,) and the rule's probability that it is a digit."""
+    if digit_probability < accept:
+        kind = "not a digit"
+    elif digit_probability < WEAK or probs.max() < SURE:
+        kind = "not sure"
+    else:
+        kind = "digit"
+    return Verdict(kind, int(probs.argmax()), probs, digit_probability)
+
+
+# --- The rule ----------------------------------------------------------------------------------------------
 @dataclass
 class RejectionRule:
-    """Two energy thresholds fitted on validation digits (see the module's docstring)."""
+    """Logistic regression on the network's features: P(digit) = sigmoid(w . (f - mean) / std + b)."""
 
-    confident: float  # 95% of validation digits score at least this
-    anything: float  # 99% of validation digits score at least this
+    mean: torch.Tensor  # (D,) of the fitting features
+    std: torch.Tensor  # (D,)
+    weight: torch.Tensor  # (D,)
+    bias: float
+    accept: float = 0.5  # below this probability of being a digit: "this does not look like a digit"
 
-    def verdicts(self, logits: torch.Tensor) -> list[Verdict]:
-        scores, probs = energy(logits), logits.float().softmax(1)
-        out = []
-        for score, p in zip(scores.tolist(), probs):
-            if score < self.anything:
-                kind = "not a digit"
-            elif score < self.confident or p.max() < 0.5:
-                kind = "not sure"
-            else:
-                kind = "digit"
-            out.append(Verdict(kind, int(p.argmax()), p, score))
-        return out
+    def digit_probability(self, features: torch.Tensor) -> torch.Tensor:
+        """(N, D) features -> (N,) probability that each picture is a digit at all."""
+        return torch.sigmoid(self.digit_logit(features))
+
+    def digit_logit(self, features: torch.Tensor) -> torch.Tensor:
+        """(N,) log-odds that each picture is a digit: the score the AUROC is measured on."""
+        return ((features.double() - self.mean) / self.std) @ self.weight + self.bias
+
+    def verdicts(self, logits: torch.Tensor, features: torch.Tensor) -> list[Verdict]:
+        probs, digit = logits.float().softmax(1), self.digit_probability(features)
+        return [verdict_for(p, float(q), self.accept) for p, q in zip(probs, digit)]
 
 
-def fit_rejection_rule(model, val_images: torch.Tensor) -> RejectionRule:
-    """Thresholds from the validation digits alone: the test set and the non-digits are never used."""
-    scores = energy(predict_logits(model, val_images))
-    return RejectionRule(confident=scores.quantile(1 - KEEP_CONFIDENT).item(),
-                         anything=scores.quantile(1 - KEEP_ANY).item())
+def judge(model, rule: RejectionRule, views: torch.Tensor, mean: float, std: float) -> list[Verdict]:
+    """Verdicts for prepared (N, 28, 28) pictures in 0-1: the one function 05 --image and the drawing page share."""
+    device = next(model.parameters()).device
+    x = ((views - mean) / std).unsqueeze(1).to(device)  # (N, 1, 28, 28), normalized as in training
+    return rule.verdicts(*logits_and_features(model, x))
+
+
+def logistic_regression(features: torch.Tensor, is_digit: torch.Tensor, l2: float = L2) -> RejectionRule:
+    """Fit P(digit | features) by maximum likelihood with a small L2 penalty, both classes weighted equally."""
+    x, y = features.double(), is_digit.double()
+    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+    z = (x - mean) / std
+    share = y.mean()
+    sample_weight = torch.where(y > 0, 0.5 / share, 0.5 / (1 - share))  # balanced: each class counts half
+    w = torch.zeros(z.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([w, b], max_iter=500, tolerance_grad=1e-9, line_search_fn="strong_wolfe")
+
+    def loss():
+        optimizer.zero_grad()
+        value = (F.binary_cross_entropy_with_logits(z @ w + b, y, weight=sample_weight) + l2 * (w * w).sum())
+        value.backward()
+        return value
+
+    optimizer.step(loss)
+    return RejectionRule(mean, std, w.detach(), float(b.detach()))
+
+
+def fit_rejection_rule(model, data, data_dir: Path = DATA_DIR) -> RejectionRule:
+    """The rule for this model, fitted on the made pictures and MNIST's validation split (never its test split).
+
+    4,000 validation digits, varied, join the fitting; the other 2,000, as they are, set the
+    refusal threshold: the probability that 99.5% of them reach (at most 0.5).
+    """
+    views, is_digit = fitting_set(data_dir)
+    made = ((views.float() / 255 - data.mean) / data.std).unsqueeze(1)  # (N, 1, 28, 28), normalized
+    order = torch.randperm(len(data.val[0]), generator=torch.Generator().manual_seed(FITTING_SEED))
+    val = data.val[0].cpu()
+    varied = varied_validation_digits(val[order[:VALIDATION_DIGITS]], data.mean, data.std)
+    device = next(model.parameters()).device
+    _, features = logits_and_features(model, torch.cat([made, varied]).to(device))
+    labels = torch.cat([is_digit, torch.ones(len(varied), dtype=torch.bool)])
+    rule = logistic_regression(features, labels, L2)
+    _, held_back = logits_and_features(model, val[order[VALIDATION_DIGITS:]].to(device))
+    rule.accept = min(0.5, float(rule.digit_probability(held_back).quantile(1 - KEEP)))
+    return rule
+
+
+def varied_validation_digits(images: torch.Tensor, mean: float, std: float, seed: int = FITTING_SEED) -> torch.Tensor:
+    """Normalized digits (N, 1, 28, 28), each moved and turned, some with thicker or thinner strokes."""
+    generator = torch.Generator().manual_seed(seed)
+    x = images * std + mean  # back to 0-1
+    n = len(x)
+    degrees = (torch.rand(n, generator=generator) * 2 - 1) * 15
+    sizes = 1 + (torch.rand(n, generator=generator) * 2 - 1) * 0.15
+    moves = (torch.rand(n, 2, generator=generator) * 2 - 1) * 2
+    x = affine(x, degrees, sizes, moves, background=0.0)
+    pen = torch.randint(0, 3, (n,), generator=generator)  # 0: as it is, 1: thicker, 2: thinner
+    thicker = F.max_pool2d(x, 3, stride=1, padding=1)
+    thinner = -F.max_pool2d(-F.pad(x, (0, 1, 0, 1)), 2, stride=1)
+    x = torch.where((pen == 1)[:, None, None, None], thicker, torch.where((pen == 2)[:, None, None, None], thinner, x))
+    x = x / x.amax((1, 2, 3), keepdim=True).clamp_min(1e-6)  # brightest ink 1.0, as the preparation makes it
+    return (x - mean) / std
+
+
+# --- The made pictures, prepared once -----------------------------------------------------------------------
+def fitting_set(data_dir: Path = DATA_DIR) -> tuple[torch.Tensor, torch.Tensor]:
+    """(views (N, 28, 28) uint8, is_digit (N,) bool): the made pictures through the --image preparation.
+
+    Preparing a few thousand pictures takes a minute or two, so it happens once and is kept in
+    data/. The file's name carries a fingerprint of the code that makes and prepares them: change
+    that code and the set is made again.
+    """
+    path = Path(data_dir) / "not_a_digit" / f"fitting_set_{fingerprint()}.pt"
+    if path.is_file():
+        try:
+            kept = torch.load(path, weights_only=True)
+            return kept["views"], kept["is_digit"]
+        except (OSError, RuntimeError, KeyError, EOFError):
+            path.unlink(missing_ok=True)  # damaged: made again below
+    made, is_digit, _ = pictures.fitting_pictures(FITTING_PICTURES, FITTING_SEED)
+    views, keep = [], []
+    bar = tqdm(made, desc="preparing the pictures the not-a-digit rule is fitted on (once)", unit="picture",
+               leave=False, disable=None)
+    for picture in bar:
+        try:
+            views.append(handwriting.prepare_image(picture).view)
+            keep.append(True)
+        except LearnerError:  # blank or a speck: the preparation refuses it before any rule is asked
+            keep.append(False)
+    views = (torch.stack(views) * 255).round().to(torch.uint8)
+    is_digit = torch.tensor(is_digit)[torch.tensor(keep)]
+    with contextlib.suppress(LearnerError):  # a read-only data folder: the set is simply made again next time
+        atomic_save({"views": views, "is_digit": is_digit}, path)
+    return views, is_digit
+
+
+def fingerprint() -> str:
+    """A short hash of the code and constants that make and prepare the fitting pictures."""
+    source = inspect.getsource(pictures) + inspect.getsource(handwriting) + f"{FITTING_PICTURES} {FITTING_SEED}"
+    return hashlib.sha256(source.encode()).hexdigest()[:12]

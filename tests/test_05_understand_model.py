@@ -187,6 +187,23 @@ def test_one_bad_file_among_several_is_reported_and_the_rest_predicted(understan
     assert len(err) == 2 and "not found" in err[0] and "is a folder" in err[1]
 
 
+def test_thin_and_damaged_files_are_one_line_each_and_the_others_answered(understand_model, models_dir, raw_data,
+                                                                          tmp_path, capsys):
+    Image.new("L", (400, 1), color=255).save(tmp_path / "line.png")
+    Image.new("L", (20000, 10), color=255).save(tmp_path / "strip.png")
+    Image.fromarray(255 - mnist_digit(raw_data, 3)).resize((112, 112)).save(tmp_path / "three.png")
+    whole = (tmp_path / "three.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(whole[: len(whole) // 2])  # a download that stopped halfway
+    short_chunk = b"\x00\x00\x00\x01pHYs\x00" + b"\x00" * 4  # a pHYs chunk one byte long: damaged
+    (tmp_path / "damaged.png").write_bytes(whole[:33] + short_chunk + whole[33:])
+    paths = [tmp_path / name for name in ("line.png", "strip.png", "cut.png", "damaged.png", "three.png")]
+    result = understand_model.main(image_paths=paths, models_dir=models_dir, out_dir=tmp_path)
+    assert result["predictions"] == [3] and result["failed"] == paths[:4]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 4 and all(path.name in line for path, line in zip(paths, err)), err
+    assert "too thin" in err[0] and "too thin" in err[1] and "Traceback" not in "".join(err)
+
+
 def test_a_huge_image_is_refused_in_one_line(tmp_path):
     Image.new("L", (8000, 6000), color=255).save(tmp_path / "huge.png")
     with pytest.raises(mnist_common.LearnerError, match="is too large"):

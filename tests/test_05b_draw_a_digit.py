@@ -77,6 +77,16 @@ def test_a_drawn_digit_comes_back_right(server, strokes, digit):
     assert len(reply["view"]) == len(reply["saliency"]) == 784 and max(reply["view"]) == pytest.approx(1.0)
 
 
+def test_the_page_and_05_image_give_the_same_verdict(server, understand_model, models_dir, tmp_path):
+    for name, strokes, width in (("seven", SEVEN, 16), ("thick_one", ONE, 40)):
+        png = canvas_png(strokes, width)
+        (tmp_path / f"{name}.png").write_bytes(png)
+        from_page = predict(server, png)
+        from_file = understand_model.main(image_paths=[tmp_path / f"{name}.png"], models_dir=models_dir,
+                                          out_dir=tmp_path)["verdicts"][0]
+        assert from_page["text"] == from_file.text and from_page["verdict"] == from_file.kind
+
+
 def test_a_blank_canvas_is_not_a_digit(server):
     reply = predict(server, canvas_png([]))
     assert reply["verdict"] == "not a digit" and reply["digit"] is None

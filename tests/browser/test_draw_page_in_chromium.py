@@ -64,19 +64,22 @@ def answer(browser, expected: str) -> str:
     return verdict.text
 
 
-@pytest.mark.parametrize(("strokes", "digit"), [
-    ([[(0, -95), (0, 95)]], "1"),
-    ([[(-70, -80), (70, -80), (-20, 95)]], "7"),
+@pytest.mark.parametrize(("strokes", "digit", "width"), [
+    ([[(0, -95), (0, 95)]], "1", "16"),
+    ([[(-70, -80), (70, -80), (-20, 95)]], "7", "16"),
+    ([[(-60, -75), (60, -75), (-15, 95)]], "7", "40"),  # the marker: strokes as wide as a felt pen's
 ])
-def test_drawing_a_digit_in_the_browser(page, strokes, digit, tmp_path):
+def test_drawing_a_digit_in_the_browser(page, strokes, digit, width, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
     page.find_element(By.ID, "clear").click()
+    Select(page.find_element(By.ID, "pen-width")).select_by_value(width)
     answer(page, "draw a digit")
     draw(page, strokes)
     text = answer(page, digit)
-    page.save_screenshot(str(tmp_path / f"drawn_{digit}.png"))
-    assert text.startswith(digit) or text.startswith("not sure: " + digit), text
+    page.save_screenshot(str(tmp_path / f"drawn_{digit}_{width}.png"))
+    assert text.startswith((f"{digit} (", f"not sure: {digit} (", f"not sure: most like {digit},")), text
     bars = [float(page.find_element(By.ID, f"cnn-{d}").find_element(By.TAG_NAME, "span")
                   .value_of_css_property("width").removesuffix("px")) for d in range(10)]
     assert bars.index(max(bars)) == int(digit)
