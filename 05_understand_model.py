@@ -450,8 +450,9 @@ def plot_not_digits(scores: dict, rules: dict):
                         label=f"{kind} ({len(kind_scores):,})")
         accept = rules[name].accept
         ax.axvline(math.log(accept / (1 - accept)), color="black", linestyle="--",
-                   label=f"below: not a digit ({percent(accept)} likely to be one)")
-        ax.axvline(math.log(WEAK / (1 - WEAK)), color="gray", linestyle=":", label="below: not sure, weak evidence")
+                   label=f"left of it: not a digit (under {percent(accept)} likely to be one)")
+        ax.axvline(math.log(WEAK / (1 - WEAK)), color="gray", linestyle=":",
+                   label=f"between the lines: not sure (under {percent(WEAK)}: weak evidence)")
         ax.set_xlabel("the rule's score: log-odds that the picture is a digit (clipped to -30..30)")
         ax.set_ylabel("share of each kind (density)")
         ax.set_title(name)
@@ -690,8 +691,8 @@ def section_not_digits(models: dict, data, out_dir, data_dir: Path) -> dict:
         say(f"{name}: AUROC {r['auroc']:.3f} for the rule, {r['auroc_energy']:.3f} for the energy score alone "
             f"(1 = every digit scores above every non-digit). It refuses below {percent(r['accept'])} (the "
             f"probability that {KEEP:.1%} of held-back validation digits reach): it answers "
-            f"{r['test_digits_kept']:.1%} of the test digits, and of the non-digits (refused, not sure): "
-            + ", ".join(f"{kind} {no / n:.0%}, {unsure / n:.0%}" for kind, (no, unsure, n) in r["refused"].items()))
+            f"{r['test_digits_kept']:.1%} of the test digits; of the non-digits it refuses + doubts (\"not sure\"): "
+            + ", ".join(f"{kind} {no / n:.0%} + {unsure / n:.0%}" for kind, (no, unsure, n) in r["refused"].items()))
     say("softmax confidence is not knowledge: it only compares the ten scores with each other. Try yours: "
         "python 05_understand_model.py --image my_digit.png (add --explain to see every step of the preparation)")
     figure = save_figure(plot_not_digits(scores, rules), out_dir, "05_not_a_digit.png")
