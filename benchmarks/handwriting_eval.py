@@ -9,7 +9,7 @@ PNGs; MNIST test digits shrunk to 8-16 pixels and enlarged; and, when scikit-lea
 1,797 digits written by 43 other people (UCI's 8x8 scans). Every picture is encoded as a PNG or
 JPEG file and read back exactly as `05_understand_model.py --image` reads a file.
 
-Run:   python benchmarks/handwriting_eval.py                  (a few minutes; needs models/cnn.pt and mlp.pt)
+Run:   python benchmarks/handwriting_eval.py                  (about 10 minutes on 2 cores; needs models/cnn.pt, mlp.pt)
        python benchmarks/handwriting_eval.py --folder DIR     (also DIR/labels.csv: file,kind,label,style)
        pip install scikit-learn                               (adds the other people's handwriting)
 """

@@ -287,8 +287,11 @@ def match_stroke_width(crop: np.ndarray) -> np.ndarray:
     width = stroke_width(crop > 0.5 * crop.max())
     t = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32))
     peel = round((width - HEAVY * target) / 2)
-    if peel >= 1:
-        return _pool(t, 2 * peel + 1, "min").numpy()
+    if peel >= 1:  # paper all round first, so that strokes touching the crop's edge are peeled there too
+        padded = F.pad(t, (peel, peel, peel, peel))
+        peeled = _pool(padded, 2 * peel + 1, "min")[peel:-peel, peel:-peel].numpy()
+        rows, cols = np.nonzero(peeled > 0.05 * peeled.max())
+        return peeled[rows.min():rows.max() + 1, cols.min():cols.max() + 1]  # the box around the thinner strokes
     grow = round((target - width) / 2)
     if grow >= 1:
         return _pool(t, 2 * grow + 1, "max").numpy()
