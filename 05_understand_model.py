@@ -784,7 +784,7 @@ def your_digits(paths, models_dir: Path, out_dir: Path, data_dir: Path, explain:
     verdicts = judge(cnn, rule, torch.stack([p.view for p in prepared]), norm["mean"], norm["std"])
     print()
     for path, p, verdict in zip(good, prepared, verdicts):
-        say(f"{path}: {verdict.text}" + "".join(f" (note: {note})" for note in p.notes))
+        print(f"{path}: {verdict.text}" + "".join(f" (note: {note})" for note in p.notes))  # one line per file
     names = [Path(path).name for path in good]
     pages = [save_figure(plot_your_digits(names[i:i + PAGE_ROWS], prepared[i:i + PAGE_ROWS],
                                           verdicts[i:i + PAGE_ROWS]), out_dir,

@@ -69,6 +69,8 @@ def read_image(path: Path) -> np.ndarray:
     if path.is_dir():
         raise LearnerError(f"{path} is a folder, not an image: give the path of a PNG or JPEG file inside it")
     if not path.is_file():
+        if path.exists():  # a FIFO, a device
+            raise LearnerError(f"{path} is not a regular file: give the path of a PNG or JPEG file")
         raise LearnerError(f"{path} not found: give the path of a PNG or JPEG file")
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
@@ -89,20 +91,31 @@ def image_from_bytes(data: bytes, name: str = "the image") -> np.ndarray:
     a photo as its sensor saw it and writes "turned 90 degrees" in the file's EXIF tags: the
     picture is turned upright first, as every photo viewer does.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # too large is our one line, below
+            warnings.filterwarnings("ignore", message="(?i).*exif")  # damaged EXIF: the picture is read as stored
             with Image.open(io.BytesIO(data)) as opened:
                 if opened.width * opened.height > MAX_PIXELS:
                     raise Image.DecompressionBombError
-                return _to_gray(ImageOps.exif_transpose(opened))
+                return _to_gray(upright(opened))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise LearnerError(f"{name} is too large ({MAX_PIXELS:,} pixels at most): shrink it, a few hundred "
                            "pixels across is plenty") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error, zlib.error, EOFError):
         raise LearnerError(f"{name} is not an image this script can read: use a PNG or JPEG file") from None
+
+
+def upright(image):
+    """The picture turned as its EXIF orientation tag says; as stored when the tag is damaged."""
+    from PIL import ImageOps
+
+    try:
+        return ImageOps.exif_transpose(image)
+    except (SyntaxError, struct.error, ValueError, KeyError, TypeError):
+        return image
 
 
 def _to_gray(image) -> np.ndarray:
@@ -111,9 +124,14 @@ def _to_gray(image) -> np.ndarray:
         values = np.asarray(image, dtype=np.float64)
         full = 65535.0 if values.max() > 255 or image.mode.startswith("I;16") else 255.0
         return np.clip(values / full, 0, 1).astype(np.float32)
-    if image.mode == "F":
+    if image.mode == "F":  # floating point (a TIFF from a scientific camera): scaled by its own range
         values = np.asarray(image, dtype=np.float32)
-        return (values - values.min()) / max(float(values.max() - values.min()), 1e-8)
+        finite = np.isfinite(values)
+        if not finite.any():
+            raise ValueError("no finite pixel")
+        low, high = float(values[finite].min()), float(values[finite].max())
+        values = np.where(finite, values, np.where(np.isposinf(values), high, low))  # NaN, -inf: dark; +inf: bright
+        return ((values - low) / max(high - low, 1e-8)).astype(np.float32)
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255
         alpha = rgba[..., 3]
@@ -265,6 +283,7 @@ def stroke_width(mask: np.ndarray, coarse: int = 64) -> float:
     x = torch.from_numpy(mask.astype(np.float32))
     if factor > 1:
         x = (F.avg_pool2d(x[None, None], factor, ceil_mode=True)[0, 0] > 0.5).float()
+    x = F.pad(x, (1, 1, 1, 1))  # paper all round: a stroke touching the edge is peeled from that side too
     inside, depth = x > 0, torch.zeros(x.shape)
     for _ in range(coarse):
         if x.sum() == 0:
@@ -290,6 +309,8 @@ def match_stroke_width(crop: np.ndarray) -> np.ndarray:
     if peel >= 1:  # paper all round first, so that strokes touching the crop's edge are peeled there too
         padded = F.pad(t, (peel, peel, peel, peel))
         peeled = _pool(padded, 2 * peel + 1, "min")[peel:-peel, peel:-peel].numpy()
+        if peeled.max() < 0.5 * crop.max():  # never peel a digit away (the width is only an estimate)
+            return crop
         rows, cols = np.nonzero(peeled > 0.05 * peeled.max())
         return peeled[rows.min():rows.max() + 1, cols.min():cols.max() + 1]  # the box around the thinner strokes
     grow = round((target - width) / 2)
@@ -331,7 +352,8 @@ def prepare_image(gray: np.ndarray, name: str = "the image") -> PreparedDigit:
     clean = remove_background(ink)
     mask = ink_mask(clean)
     if mask.sum() == 0:
-        raise LearnerError(f"{name} looks blank: no digit found (draw it darker, or on a plainer background)")
+        raise LearnerError(f"{name} looks blank or too faint: no ink stands out from the paper (draw the digit "
+                           "darker, or on a plainer background)")
     mask = keep_strokes(mask)
     if mask.sum() < 12 or max(np.ptp(np.nonzero(mask)[0]), np.ptp(np.nonzero(mask)[1])) < 6:
         raise LearnerError(f"{name} holds only a speck of ink, not a digit: draw the digit larger")

@@ -115,7 +115,8 @@ class Verdict:
         if self.digit_probability < WEAK:  # the softmax may say 100%: not quoted, since the rule doubts it
             return (f"not sure: most like {first}, then {second}, but only {percent(self.digit_probability)} likely "
                     "to be a digit at all")
-        why = "the two look alike to it" if p2 >= CLOSE * p1 else "its evidence is spread over several digits"
+        two = p2 >= CLOSE * p1 or p1 + p2 >= SURE  # the network hesitates between these two, not among many
+        why = "the two look alike to it" if two else "its evidence is spread over several digits"
         return f"not sure: {first} ({percent(p1)}) or {second} ({percent(p2)}): {why}"
 
 
@@ -123,7 +124,7 @@ def verdict_for(probs: torch.Tensor, digit_probability: float, accept: float) ->
     """The verdict on one picture, from the softmax (10,) and the rule's probability that it is a digit."""
     if digit_probability < accept:
         kind = "not a digit"
-    elif digit_probability < WEAK or probs.max() < SURE:
+    elif digit_probability < WEAK or probs.max() < SURE - 0.005:  # shown rounded: 89.6% would read "90%"
         kind = "not sure"
     else:
         kind = "digit"

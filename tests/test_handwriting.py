@@ -6,6 +6,7 @@ letters, noise and blank paper.
 """
 
 import io
+import os
 import re
 
 import numpy as np
@@ -173,6 +174,15 @@ def test_a_heavy_glyph_keeps_its_ink_through_background_removal():
     assert (prepared.view > 0.9).sum() >= 40  # the 28x28 view is still solid ink, not a grey ring
 
 
+def test_stroke_width_counts_strokes_that_touch_the_edge():
+    bar = np.zeros((100, 100), dtype=bool)
+    bar[:, 40:60] = True  # 20 pixels wide, from the top edge to the bottom one
+    assert mnist_common.handwriting.stroke_width(bar) == pytest.approx(20, abs=2)
+    bar[:, :] = False
+    bar[:, :20] = True  # the same width along the left edge
+    assert mnist_common.handwriting.stroke_width(bar) == pytest.approx(20, abs=2)
+
+
 def sideways(upright: Image.Image, fmt: str) -> bytes:
     """The picture as a phone stores it: pixels turned a quarter to the left, EXIF orientation 6 to undo it."""
     exif = Image.Exif()
@@ -207,10 +217,39 @@ def test_not_sure_never_quotes_a_sure_probability():
             assert ">99%" not in verdict.text and all(p < 100 * SURE for p in quoted), verdict.text
             two = r"not sure: (most like (\d), then (\d), but|(\d) \([<>]?\d+%\) or (\d) \([<>]?\d+%\): )"
             assert re.match(two, verdict.text), verdict.text  # it names two digits, and why
+            if "spread over several" in verdict.text:
+                assert verdict.probs.topk(2).values.sum() < SURE, verdict.text  # not when two digits hold it all
     assert kinds == {"digit", "not sure", "not a digit"}
     certain = torch.zeros(10).index_fill(0, torch.tensor([4]), 20.0).softmax(0)
     assert verdict_for(certain, 0.3, accept=0.2).text.startswith("not sure: most like 4, then")  # weak evidence
     assert verdict_for(certain, 0.95, accept=0.2).text == "4 (>99%)"
+    for p1, kind, shown in ((0.8953, "digit", "(90%)"), (0.894, "not sure", "(89%)")):  # what rounding shows
+        probs = torch.tensor([p1, 1 - p1 - 0.01, 0.01] + [0.0] * 7)
+        verdict = verdict_for(probs, 0.95, accept=0.2)
+        assert verdict.kind == kind and shown in verdict.text, verdict.text
+
+
+def float_tiff(values: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(values.astype(np.float32), mode="F").save(buffer, "TIFF")
+    return buffer.getvalue()
+
+
+def test_odd_files_are_read_or_refused_in_one_line(tmp_path):
+    seven = 1 - np.asarray(draw(SEVEN, 120, 10), dtype=np.float32) / 255  # bright ink, a float "camera" image
+    seven[0, :5], seven[-1, -5:] = np.nan, np.inf  # dead sensor pixels
+    read = prepare_image(image_from_bytes(float_tiff(seven)))
+    assert read.view.max() == pytest.approx(1.0) and np.isfinite(read.view.numpy()).all()
+    with pytest.raises(mnist_common.LearnerError, match="not an image this script can read"):
+        image_from_bytes(float_tiff(np.full((50, 50), np.nan)), "nan.tiff")
+    buffer = io.BytesIO()
+    draw(SEVEN, 120, 10).save(buffer, "PNG")
+    png = buffer.getvalue()
+    junk_exif = b"\x00\x00\x00\x10eXIf" + b"MM\x00*junkjunkjunk" + b"\x00" * 4  # an EXIF chunk that is nonsense
+    assert image_from_bytes(png[:33] + junk_exif + png[33:]).shape == (120, 120)  # read as stored
+    os.mkfifo(tmp_path / "pipe.png")
+    with pytest.raises(mnist_common.LearnerError, match="not a regular file"):
+        prepare_digit(tmp_path / "pipe.png")
 
 
 def test_auroc_by_hand():
