@@ -8,6 +8,8 @@ letters, noise and blank paper.
 import io
 import os
 import re
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -245,7 +247,8 @@ def test_odd_files_are_read_or_refused_in_one_line(tmp_path):
     buffer = io.BytesIO()
     draw(SEVEN, 120, 10).save(buffer, "PNG")
     png = buffer.getvalue()
-    junk_exif = b"\x00\x00\x00\x10eXIf" + b"MM\x00*junkjunkjunk" + b"\x00" * 4  # an EXIF chunk that is nonsense
+    body = b"MM\x00*junkjunkjunk"  # an EXIF chunk, well formed as a PNG chunk, whose content is nonsense
+    junk_exif = struct.pack(">I", len(body)) + b"eXIf" + body + struct.pack(">I", zlib.crc32(b"eXIf" + body))
     assert image_from_bytes(png[:33] + junk_exif + png[33:]).shape == (120, 120)  # read as stored
     os.mkfifo(tmp_path / "pipe.png")
     with pytest.raises(mnist_common.LearnerError, match="not a regular file"):
