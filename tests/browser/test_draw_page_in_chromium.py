@@ -87,7 +87,11 @@ def test_drawing_a_digit_in_the_browser(page, strokes, digit, width, tmp_path):
 
 def test_clear_resets_the_page(page):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
+    page.find_element(By.ID, "clear").click()  # whatever the tests before it drew, and with which pen
+    Select(page.find_element(By.ID, "pen-width")).select_by_value("16")
+    answer(page, "draw a digit")
     draw(page, [[(0, -95), (0, 95)]])
     answer(page, "1")
     page.find_element(By.ID, "clear").click()
