@@ -82,18 +82,16 @@ class DrawingApp:
             return {"verdict": "not a digit", "text": "this does not look like a digit", "digit": None,
                     "cnn": None, "mlp": None, "view": [0.0] * 784, "saliency": [0.0] * 784, "note": str(why),
                     "milliseconds": 1000 * (time.perf_counter() - start)}
-        answers = {}
-        for name, (model, checkpoint) in self.models.items():
-            norm = checkpoint["normalization"]
-            answers[name] = predict_views(model, prepared.view[None], norm["mean"], norm["std"])
         cnn, norm = self.models["cnn"][0], self.models["cnn"][1]["normalization"]
-        verdict = judge(cnn, self.rule, prepared.view[None], norm["mean"], norm["std"])[0]
+        verdict = judge(cnn, self.rule, prepared.view[None], norm["mean"], norm["std"])[0]  # its probs: the CNN's bars
+        mlp, mlp_norm = self.models["mlp"][0], self.models["mlp"][1]["normalization"]
+        mlp_probs = predict_views(mlp, prepared.view[None], mlp_norm["mean"], mlp_norm["std"])[0].softmax(0)
         x = ((prepared.view - norm["mean"]) / norm["std"])[None, None]
         saliency = smoothgrad(cnn, x, torch.tensor([verdict.digit]), samples=SALIENCY_SAMPLES)[0]
         saliency = saliency / saliency.abs().max().clamp_min(1e-8)  # -1 to 1, for the page's colours
         return {"verdict": verdict.kind, "text": verdict.text,
                 "digit": verdict.digit if verdict.kind != "not a digit" else None,
-                "cnn": answers["cnn"][0].softmax(0).tolist(), "mlp": answers["mlp"][0].softmax(0).tolist(),
+                "cnn": verdict.probs.tolist(), "mlp": mlp_probs.tolist(),
                 "view": prepared.view.flatten().tolist(), "saliency": saliency.flatten().tolist(),
                 "note": "; ".join(prepared.notes), "milliseconds": 1000 * (time.perf_counter() - start)}
 
