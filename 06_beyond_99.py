@@ -49,6 +49,7 @@ from mnist_common import (
     load_checkpoint,
     load_model,
     missing_model_message,
+    model_colors,
     plural,
     predict_logits,
     random_affine,
@@ -127,14 +128,16 @@ def print_robustness(table: dict, shifts, rotations) -> None:
 
 def plot_robustness(table: dict, shifts, rotations, title: str):
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.3), layout="constrained")
+    colours = model_colors(table)  # the MLP and the plan's CNN in their colours of 04 and 05
     for name, row in table.items():
-        left.plot(shifts, [a * 100 for a in row["shift"]], "o-", label=name)
-        right.plot(rotations, [a * 100 for a in row["rotation"]], "o-", label=name)
+        left.plot(shifts, [a * 100 for a in row["shift"]], "o-", color=colours[name], label=name)
+        right.plot(rotations, [a * 100 for a in row["rotation"]], "o-", color=colours[name], label=name)
     left.set_xlabel(f"pixels the first {ROBUSTNESS_IMAGES:,} test digits are moved (four directions, averaged)")
     right.set_xlabel("degrees they are turned (both ways, averaged)")
     for ax in (left, right):
         ax.set_ylabel("test accuracy (%)")
-        ax.set_ylim(0, 100)
+        ax.set_ylim(0, 105)  # headroom: markers near 100% are drawn whole
+        ax.set_yticks(range(0, 101, 20))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=9)
     fig.suptitle(title)
@@ -332,7 +335,7 @@ def main(settings: AugmentedCNNSettings | None = None, models: int = MODELS, shi
     settings = settings or settings_from_knobs()
     check_knob("MODELS" if models == MODELS else "--models", models, is_whole(models, 1),
                "use a whole number of at least 1")
-    device, precision, data = start_training(Path(models_dir) / ENSEMBLE_DIR, out_dir, data_dir)
+    device, precision, data = start_training(Path(models_dir) / ENSEMBLE_DIR, out_dir, data_dir, fastest=True)
     plan = load_plan_models(models_dir, device)
     figures = []
 

@@ -12,7 +12,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .runtime import say, shown
+from .runtime import plural, say, shown
 
 EXPERIMENT_LOG = "experiments.csv"  # inside the models folder
 LOG_COLUMNS = ["time", "script", "settings", "precision", "epochs_run", "best_val_acc", "test_acc",
@@ -84,34 +84,30 @@ def read_experiments(models_dir: Path) -> list[dict]:
     return sorted(rows, key=lambda row: row["best_val_acc"], reverse=True)
 
 
-def varying_settings(rows: list[dict]) -> dict[str, set]:
-    """For each script, the names of the settings that differ between its logged runs."""
-    seen: dict[str, dict[str, set]] = {}
-    for row in rows:
-        values = seen.setdefault(row["script"], {})
-        for key, value in row["settings"].items():
-            values.setdefault(key, set()).add(json.dumps(value))
-    return {script: {key for key, v in values.items() if len(v) > 1} for script, values in seen.items()}
-
-
 def shown_value(value) -> str:
     """A setting as a learner wrote it: None as "off", lists compactly."""
     return "off" if value is None else json.dumps(value).replace(" ", "")
 
 
-def print_best_runs(models_dir: Path, n: int = 5) -> None:
-    """The best runs so far, ranked by VALIDATION accuracy (choosing by test accuracy would leak)."""
-    rows = read_experiments(models_dir)
+def print_best_runs(models_dir: Path, script: str, knobs: dict, n: int = 5) -> None:
+    """This script's best runs so far, ranked by VALIDATION accuracy (choosing by test accuracy
+    would leak). Runs with the same settings and results (a rerun of the same seed) are one row,
+    with how many times they ran; each row shows how its settings differ from `knobs`, the
+    script's constants as they are now."""
+    rows = [row for row in read_experiments(models_dir) if row["script"] == script]
     if not rows:
         return
-    varying = varying_settings(rows)
+    unique: dict[tuple, dict] = {}
+    for row in rows:  # best first, so the first of each group is kept
+        key = (json.dumps(row["settings"], sort_keys=True), row["precision"], row["best_val_acc"], row["test_acc"])
+        unique.setdefault(key, {**row, "times": 0})["times"] += 1
     print()
-    say(f"best runs so far, ranked by validation accuracy ({len(rows)} logged in "
-        f"{shown(Path(models_dir) / EXPERIMENT_LOG)}; test accuracy shown beside, never used to choose):")
-    print(f"  {'val acc':>7}  {'test acc':>8}  {'params':>9}  {'seconds':>7}  {'script':<22} "
-          "settings that vary between its runs")
-    for row in rows[:n]:
-        differ = " ".join(f"{key}={shown_value(row['settings'][key])}" for key in sorted(varying[row["script"]])
-                          if key in row["settings"]) or "-"
+    say(f"best runs of {script} so far, by validation accuracy ({plural(len(rows), 'run')} in "
+        f"{shown(Path(models_dir) / EXPERIMENT_LOG)}; test accuracy beside, never used to choose):")
+    print(f"  {'val acc':>7}  {'test acc':>8}  {'params':>9}  {'seconds':>7}  {'runs':>4}  "
+          "settings unlike the constants at the top of the script")
+    for row in list(unique.values())[:n]:
+        differ = " ".join(f"{key}={shown_value(value)}" for key, value in sorted(row["settings"].items())
+                          if json.dumps(value) != json.dumps(knobs.get(key))) or "(none: the constants as they are)"
         print(f"  {row['best_val_acc']:7.2%}  {row['test_acc']:8.2%}  {int(row['parameters']):9,}  "
-              f"{row['train_seconds']:7.1f}  {row['script']:<22} {differ}")
+              f"{row['train_seconds']:7.1f}  {row['times']:>4}  {differ}")

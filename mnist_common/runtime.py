@@ -65,14 +65,16 @@ def say(text: str, width: int = 100) -> None:
     """Print a line, wrapping it at `width` columns if it is longer, so it reads well in any terminal.
 
     A short line (a table row) is printed exactly as it is; a long one keeps its indentation,
-    and its continuation lines are indented two more spaces.
+    and its continuation lines are indented two more spaces. A label is never split from its
+    value: "8: 0.035" and "e^2 = 7.39" stay on one line.
     """
     if len(text) <= width:
         print(text)
         return
     indent = text[:len(text) - len(text.lstrip(" "))]
-    print(textwrap.fill(text.strip(), width=width, initial_indent=indent, subsequent_indent=indent + "  ",
-                        break_long_words=False, break_on_hyphens=False))
+    glued = text.strip().replace(": ", ":\xa0").replace(" = ", "\xa0=\xa0")  # textwrap never breaks at \xa0
+    print(textwrap.fill(glued, width=width, initial_indent=indent, subsequent_indent=indent + "  ",
+                        break_long_words=False, break_on_hyphens=False).replace("\xa0", " "))
 
 
 # ---------------------------------------------------------------------------------------
@@ -202,26 +204,32 @@ def cpu_has_native_bf16() -> bool:
     return cpu_bf16_feature() is not None
 
 
-def pick_precision(device: torch.device, verbose: bool = True) -> str:
-    """The precision to TRAIN in: "bf16" where the hardware runs it natively, else "fp32".
+def pick_precision(device: torch.device, verbose: bool = True, fastest: bool = False) -> str:
+    """The precision to TRAIN in, printed in one short line.
 
-    Evaluation is always fp32 (see training.predict_logits), so accuracies never depend on it.
+    The journey (02-05) trains in fp32 on every machine, so every learner sees the guide's
+    numbers; 06 asks for the `fastest`: bf16 where the hardware computes it natively (AMX or
+    AVX512-BF16 on a CPU, a recent GPU), fp32 elsewhere, since emulated bf16 is slower.
+    $MNIST_PRECISION overrides both. Evaluation is always fp32 (training.predict_logits).
     """
     wanted = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if device.type == "cuda":
+        native = "this GPU" if torch.cuda.is_bf16_supported() else None
+    else:
+        native = f"this CPU ({cpu_bf16_feature()})" if device.type == "cpu" and cpu_has_native_bf16() else None
     if wanted:
         if wanted not in ("fp32", "bf16"):
             raise LearnerError(f"{PRECISION_ENV}={wanted} is not a precision: use fp32 or bf16")
-        precision, why = wanted, f"chosen by {PRECISION_ENV}"
-    elif device.type == "cuda" and torch.cuda.is_bf16_supported():
-        precision, why = "bf16", "this GPU computes bf16 natively"
-    elif device.type == "cpu" and cpu_has_native_bf16():
-        precision, why = "bf16", f"this CPU computes bf16 natively ({cpu_bf16_feature()})"
+        precision, why = wanted, f"set by {PRECISION_ENV}"
+    elif fastest and native:
+        precision, why = "bf16", f"computed natively by {native}; {PRECISION_ENV}=fp32 for full precision"
+    elif fastest:
+        precision, why = "fp32", "this hardware has no native bf16, which would be slower emulated"
     else:
-        precision, why = "fp32", "this hardware has no native bf16, and emulating it would be slower"
+        precision = "fp32"
+        why = "the guide's numbers" + (f"; {native} also runs bf16 natively: {PRECISION_ENV}=bf16" if native else "")
     if verbose:
-        hint = ("; set MNIST_PRECISION=fp32 to reproduce the guide's numbers exactly" if precision == "bf16"
-                else "")
-        print(f"precision: {precision} for training ({why}); evaluation is always fp32{hint}")
+        print(f"precision: {precision} ({why})")
     return precision
 
 

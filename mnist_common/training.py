@@ -31,14 +31,14 @@ from .runtime import (
     is_whole,
     pick_device,
     pick_precision,
-    say,
     set_seed,
 )
 
 PROGRESS_EVERY = 50  # update the progress bar (and check the loss) every N batches
 BLOW_UP_CHECKS = 3  # this many checks in a row with the loss above its starting value: diverged
 AT_CHANCE = 2 / NUM_CLASSES  # validation accuracy at or below this is no better than guessing
-OVERFIT_GAP = 0.015  # warn when training accuracy leads validation accuracy by more than this
+OVERFIT_GAP = 0.015  # overfitting: training accuracy ends more than this ahead of validation accuracy,
+OVERFIT_LOSS_RISE = 1.2  # and validation loss ends at least this many times its lowest, epochs after it
 EVAL_BATCH = 500  # images per forward pass when evaluating: large, but cache-friendly
 
 
@@ -304,10 +304,27 @@ class History:
 
 
 def is_overfitting(history: History) -> bool:
-    """Training accuracy well ahead of validation while validation loss rises (and not at chance)."""
-    last = history.epochs[-1]
+    """What overfitting looks like in the curves: validation loss has climbed well above its lowest
+    (OVERFIT_LOSS_RISE) at least two epochs after it, while training accuracy ended well ahead of
+    validation accuracy (OVERFIT_GAP). A run at chance is not overfitting, whatever its curves do."""
+    if history.epochs_run < 3:
+        return False
+    last, lowest = history.epochs[-1], min(history.epochs, key=lambda e: e.val_loss)
     return (last.train_acc - last.val_acc > OVERFIT_GAP and last.val_acc > AT_CHANCE
-            and last.val_loss > min(history.column("val_loss")))
+            and last.val_loss >= OVERFIT_LOSS_RISE * lowest.val_loss and last.epoch - lowest.epoch >= 2)
+
+
+def overfitting_note(history: History) -> str | None:
+    """One sentence for after the epoch table when the curves show overfitting, with the numbers."""
+    if not is_overfitting(history):
+        return None
+    last, lowest = history.epochs[-1], min(history.epochs, key=lambda e: e.val_loss)
+    rise = last.val_loss / lowest.val_loss - 1
+    return (f"overfitting from epoch {lowest.epoch} on: training loss kept falling ({lowest.train_loss:.4f} -> "
+            f"{last.train_loss:.4f}) while validation loss rose {rise:.0%} above its lowest ({lowest.val_loss:.4f} "
+            f"-> {last.val_loss:.4f}), and training accuracy ended {(last.train_acc - last.val_acc) * 100:.2f} points "
+            f"ahead of validation; the kept weights are epoch {history.best_epoch}'s. DROPOUT, WEIGHT_DECAY or "
+            "fewer EPOCHS fight it")
 
 
 def fit(model, data: MnistSplits, optimizer, settings: TrainingSettings, precision="fp32", scheduler=None,
@@ -318,7 +335,7 @@ def fit(model, data: MnistSplits, optimizer, settings: TrainingSettings, precisi
     accuracy, and on Ctrl-C (keeping the best weights so far). A run whose loss blows up, or
     that is no better than guessing after an epoch, raises DivergedError naming the learning rate.
     """
-    history, best_state, warned = History(), None, False
+    history, best_state = History(), None
     generator, watch = torch.Generator().manual_seed(settings.seed), LossWatch()
     print(f"{'epoch':>5}  {'train loss':>10} {'train acc':>9}  {'val loss':>8} {'val acc':>8}  {'seconds':>7}")
     for epoch in range(1, settings.epochs + 1):
@@ -347,12 +364,6 @@ def fit(model, data: MnistSplits, optimizer, settings: TrainingSettings, precisi
         if improved:
             history.best_epoch, history.best_val_acc = epoch, val_acc
             best_state = copy.deepcopy(model.state_dict())
-        if not warned and is_overfitting(history):
-            warned = True
-            lowest = min(history.epochs, key=lambda e: e.val_loss)
-            say(f"  warning: overfitting: training accuracy ({train_acc:.2%}) is well ahead of validation "
-                f"({val_acc:.2%}), and validation loss ({val_loss:.4f}) is above its lowest ({lowest.val_loss:.4f}, "
-                f"epoch {lowest.epoch}); try DROPOUT = 0.2 or fewer EPOCHS")
         patience = settings.early_stopping_patience
         if patience and epoch - history.best_epoch >= patience:
             history.stop_reason = "early stopping"
@@ -372,13 +383,14 @@ def _named(why, epoch: int, settings: TrainingSettings, history: History) -> Div
     return error
 
 
-def start_training(models_dir, out_dir, data_dir) -> tuple[torch.device, str, MnistSplits]:
+def start_training(models_dir, out_dir, data_dir, fastest: bool = False) -> tuple[torch.device, str, MnistSplits]:
     """A training script's first steps: prove the output folders writable (before any work, not
-    after it), choose device and precision (saying why), and put the data on the device."""
+    after it), choose device and precision (saying why; `fastest`: see pick_precision), and put
+    the data on the device."""
     ensure_writable(models_dir, "checkpoints")
     ensure_writable(out_dir, "figures")
     device = pick_device()
-    precision = pick_precision(device)
+    precision = pick_precision(device, fastest=fastest)
     return device, precision, load_mnist(data_dir=data_dir).to(device)
 
 

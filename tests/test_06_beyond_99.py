@@ -23,7 +23,7 @@ def small(data):
 @pytest.fixture(scope="module")
 def device_and_precision():
     device = mnist_common.pick_device(verbose=False)
-    return device, mnist_common.pick_precision(device, verbose=False)
+    return device, mnist_common.pick_precision(device, verbose=False, fastest=True)
 
 
 def test_deep_cnn_shapes_and_parameters():

@@ -30,7 +30,7 @@ from mnist_common import (
     read_experiments,
     save_run,
 )
-from mnist_common.training import is_overfitting
+from mnist_common.training import is_overfitting, overfitting_note
 
 GOOD = dict(epochs=10, batch_size=64, learning_rate=0.001, optimizer="adam", hidden_sizes=[128], activation="relu",
             dropout=0.0, batch_norm=False, weight_decay=0.0, early_stopping_patience=5, seed=0)
@@ -114,13 +114,18 @@ def test_a_run_at_chance_or_without_an_epoch_is_not_saved(tmp_path, data, capsys
     assert "not saved" in capsys.readouterr().out
 
 
-def test_the_overfitting_warning_stays_quiet_at_chance():
-    def history(train_acc, val_acc):
-        epochs = [EpochStats(1, 1.0, train_acc, 2.0, val_acc, 1), EpochStats(2, 0.9, train_acc, 2.2, val_acc, 1)]
+def test_the_overfitting_note_speaks_only_when_the_curves_show_it():
+    def history(train_acc, val_acc, val_losses):
+        epochs = [EpochStats(n, 1.0 / n, train_acc, loss, val_acc, 1) for n, loss in enumerate(val_losses, 1)]
         return History(epochs, best_epoch=1, best_val_acc=val_acc)
 
-    assert is_overfitting(history(0.99, 0.95))
-    assert not is_overfitting(history(0.30, AT_CHANCE))
+    rising = [0.10, 0.11, 0.12, 0.13]  # ends 30% above its lowest, three epochs after it
+    assert is_overfitting(history(0.99, 0.95, rising))
+    assert "rose 30% above its lowest (0.1000 -> 0.1300)" in overfitting_note(history(0.99, 0.95, rising))
+    assert not is_overfitting(history(0.30, AT_CHANCE, rising))  # at chance: not overfitting, whatever the curves
+    assert not is_overfitting(history(0.99, 0.95, [0.10, 0.105, 0.11, 0.11]))  # a 10% wobble is not a trend
+    assert not is_overfitting(history(0.96, 0.955, rising))  # no gap between training and validation
+    assert overfitting_note(history(0.96, 0.955, rising)) is None
 
 
 # --- The experiment log cannot break a run ------------------------------------------------------------
