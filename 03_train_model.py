@@ -14,13 +14,16 @@ Phase 4 is the experiment loop: edit a hyperparameter below and re-run, or let
 models/experiments.csv, and the script ends with the best runs so far.
 
 Run:     python 03_train_model.py
-         python 03_train_model.py --experiment learning-rate   (or: layers, batch-size,
-             dropout, weight-decay, activation; one run per variant, one figure)
+         python 03_train_model.py --experiment learning-rate   (or: optimizer, layers,
+             batch-size, activation, weight-decay, dropout, batch-norm; one table, one figure)
+         python 03_train_model.py --experiment all   (all of them, then Phase 4's key
+             questions answered from the table; about 4 minutes)
 Writes:  models/mlp.pt, models/experiments.csv, visualizations/03_*.png
 Next:    python 03b_backprop_by_hand.py, then python 04_improved_model.py
 """
 
 import argparse
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,13 +35,19 @@ from mnist_common import (
     MODELS_DIR,
     VIS_DIR,
     DivergedError,
+    EpochStats,
+    History,
+    LearnerError,
     MLPSettings,
+    TrainedRun,
     count_batches,
     count_parameters,
     evaluate,
     friendly_errors,
+    load_model,
     log_experiment,
     log_scale,
+    overfitting_note,
     plot_curves,
     print_best_runs,
     save_figure,
@@ -63,14 +72,18 @@ EARLY_STOPPING_PATIENCE = 5  # stop after this many epochs without a better vali
 SEED = 0  # fixes the starting weights and the batch order (any integer)
 
 CHECKPOINT = "mlp.pt"
-EXPERIMENTS = {  # python 03_train_model.py --experiment NAME: each variant changes the knobs above
-    "learning-rate": [{"learning_rate": 0.1}, {"learning_rate": 0.01}, {"learning_rate": 0.001}],
-    "layers": [{"hidden_sizes": (128,)}, {"hidden_sizes": (256, 128)}, {"hidden_sizes": (256, 128, 64)}],
-    "batch-size": [{"batch_size": 32}, {"batch_size": 64}, {"batch_size": 256}],
-    "dropout": [{"dropout": 0.0}, {"dropout": 0.3}],
-    "weight-decay": [{"weight_decay": 0.0}, {"weight_decay": 1e-4}],
-    "activation": [{"activation": "relu"}, {"activation": "sigmoid"}, {"activation": "none"}],
-}
+WIDE = {"hidden_sizes": (512, 256), "epochs": 15}  # a bigger network, given more epochs to use its size
+EXPERIMENTS = {  # python 03_train_model.py --experiment NAME: each variant changes the knobs above;
+    # every table also shows the knobs above unchanged (from models/mlp.pt when it was trained with them)
+    "learning-rate": [{"learning_rate": 0.1}, {"learning_rate": 0.01}, {"learning_rate": 0.0001}],
+    "optimizer": [{"optimizer": "sgd", "learning_rate": 0.01}, {"optimizer": "sgd", "learning_rate": 0.1}],
+    "layers": [{"hidden_sizes": (256, 128)}, {"hidden_sizes": (256, 128, 64)}, {"hidden_sizes": (512, 256)}],
+    "batch-size": [{"batch_size": 32}, {"batch_size": 256}],
+    "activation": [{"activation": "sigmoid"}, {"activation": "none"}],
+    "weight-decay": [{"weight_decay": 1e-4}, {"weight_decay": 1e-3}],
+    "dropout": [WIDE, {**WIDE, "dropout": 0.2}, {**WIDE, "dropout": 0.5}],
+    "batch-norm": [{**WIDE, "dropout": 0.2}, {**WIDE, "dropout": 0.2, "batch_norm": True}],
+}  # --experiment all runs every one of them (each distinct variant once), about 4 minutes on 2 cores
 
 
 def settings_from_knobs() -> MLPSettings:
@@ -96,6 +109,9 @@ def report_run(run, data) -> None:
         f"test loss {run.test_loss:.4f} (the average cross-entropy)")
     say(f"{count_parameters(run.model):,} parameters, {history.train_seconds:.1f} s of training "
         f"({history.train_seconds / max(history.epochs_run, 1):.1f} s per epoch)")
+    note = overfitting_note(history)
+    if note:
+        say(f"note: {note}")
     first = history.epochs[0]
     if first.train_loss > first.val_loss:
         say(f"epoch 1's training loss ({first.train_loss:.3f}) is above its validation loss ({first.val_loss:.3f}): "
@@ -117,7 +133,7 @@ def train_once(settings: MLPSettings, data, device, precision, out_dir: Path, mo
                                       else ""))
     figure = save_figure(plot_curves(run.history, f"{describe(settings)} network: test accuracy {run.test_acc:.2%}"),
                          out_dir, "03_training_curves.png")
-    print_best_runs(models_dir)
+    print_best_runs(models_dir, "03_train_model.py", settings.as_record())
     return {"run": run, "model": run.model, "history": run.history, "test_acc": run.test_acc,
             "test_loss": run.test_loss, "checkpoint": path, "parameters": count_parameters(run.model),
             "figures": [figure]}
@@ -125,46 +141,129 @@ def train_once(settings: MLPSettings, data, device, precision, out_dir: Path, mo
 
 # --- Phase 4: variations side by side --------------------------------------------------------
 def variant_label(changes: dict) -> str:
-    return ", ".join(f"{key} = {value!r}" for key, value in changes.items())
+    """{"hidden_sizes": (512, 256), "dropout": 0.2} -> "hidden 512-256, dropout 0.2"; {} -> the knobs, unchanged."""
+    words = {"hidden_sizes": lambda v: "hidden " + "-".join(map(str, v)), "epochs": lambda v: f"{v} epochs",
+             "learning_rate": lambda v: f"lr {v:g}", "optimizer": lambda v: {"sgd": "SGD + momentum"}.get(v, v),
+             "batch_size": lambda v: f"batch {v}", "dropout": lambda v: f"dropout {v:g}",
+             "activation": lambda v: "no activation" if v == "none" else v,
+             "weight_decay": lambda v: f"weight decay {v:g}", "batch_norm": lambda v: "batch norm" if v else "no bn"}
+    return ", ".join(words[key](value) for key, value in changes.items()) or "the knobs above, unchanged"
+
+
+def measured(run, data, seconds: float, reused: bool = False) -> dict:
+    """Test and training accuracy of a trained run, both measured with dropout off (eval mode)."""
+    _, test_acc = evaluate(run.model, *data.test)
+    _, train_acc = evaluate(run.model, *data.train)
+    return {"diverged": False, "history": run.history, "train_acc": train_acc, "val_acc": run.history.best_val_acc,
+            "test_acc": test_acc, "seconds": seconds, "parameters": count_parameters(run.model), "reused": reused}
+
+
+def reuse_saved_run(settings: MLPSettings, precision: str, data, models_dir: Path) -> dict | None:
+    """models/mlp.pt, when 03 trained it with exactly these settings and precision and it ran every epoch
+    (so stopping early could not have made a difference): the same run again would print the same numbers."""
+    path = Path(models_dir) / CHECKPOINT
+    if not path.exists():
+        return None
+    try:
+        model, checkpoint = load_model(path, "03_train_model.py")
+    except LearnerError:
+        return None
+    unstoppable = replace(settings, early_stopping_patience=None).as_record()
+    saved = {**checkpoint.get("settings", {}), "early_stopping_patience": None}
+    if (saved != unstoppable or checkpoint.get("precision") != precision
+            or checkpoint["metrics"]["epochs_run"] != settings.epochs):
+        return None
+    history = History([EpochStats(**epoch) for epoch in checkpoint["history"]], checkpoint["metrics"]["best_epoch"],
+                      checkpoint["metrics"]["best_val_acc"], "finished")
+    run = TrainedRun(model.to(data.train[0].device), settings, history, precision)
+    return measured(run, data, checkpoint["train_seconds"], reused=True)
 
 
 def run_variant(settings: MLPSettings, data, device, precision, models_dir: Path) -> dict:
-    """Train one variant without early stopping; measure training accuracy with dropout off."""
+    """Train one variant without early stopping (every variant gets all its epochs) and log it."""
     try:
         run = train_mlp(settings, data, device, precision)
     except DivergedError as why:
         say(f"stopped: {why}")
         return {"diverged": True, "history": why.history}
-    run.test_loss, run.test_acc = evaluate(run.model, *data.test)
-    _, train_acc = evaluate(run.model, *data.train)  # eval mode: dropout off, a fair comparison
+    result = measured(run, data, run.history.train_seconds)
     log_experiment(models_dir, "03_train_model.py", settings.as_record(), precision, run.history.epochs_run,
-                   run.history.best_val_acc, run.test_acc, count_parameters(run.model), run.history.train_seconds)
-    return {"diverged": False, "history": run.history, "train_acc": train_acc, "val_acc": run.history.best_val_acc,
-            "test_acc": run.test_acc, "seconds": run.history.train_seconds}
+                   run.history.best_val_acc, result["test_acc"], result["parameters"], result["seconds"])
+    return result
 
 
-def run_experiment(name: str, settings: MLPSettings, data, device, precision, out_dir, models_dir) -> dict:
-    """Train once per variant of EXPERIMENTS[name], print a table and draw one figure."""
-    results = {}
-    for changes in EXPERIMENTS[name]:
-        label = variant_label(changes)
-        print(f"\n-- {label} --")
-        results[label] = run_variant(replace(settings, **changes, early_stopping_patience=None), data, device,
-                                     precision, models_dir)
-    print(f"\n{'variant':<32} {'train acc':>9} {'best val acc':>12} {'gap':>9} {'test acc':>8} {'seconds':>7}")
+def print_table(results: dict) -> None:
+    """One row per variant: the accuracies, the gap between training and validation, the cost."""
+    width = max(map(len, results))
+    print(f"\n{'variant':<{width}} {'train acc':>9} {'val acc':>8} {'gap':>5} {'test acc':>8} {'epochs':>6} "
+          f"{'seconds':>7} {'params':>8}")
     for label, r in results.items():
         if r["diverged"]:
-            print(f"{label:<32} {'diverged, stopped':>28}")
+            print(f"{label:<{width}} {'diverged, stopped':>28}")
             continue
         gap = (r["train_acc"] - r["val_acc"]) * 100
-        say(f"{label:<32} {r['train_acc']:>9.2%} {r['val_acc']:>12.2%} {gap:>5.2f} pts {r['test_acc']:>8.2%} "
-            f"{r['seconds']:>7.1f}")
-    say("train acc: the kept weights measured on all training images after training (dropout off), which is "
-        "higher than the epoch averages printed while training; gap = train acc - best val acc, in percentage "
-        "points; choose by validation accuracy, the test column is for the record only")
+        seconds = f"{r['seconds']:.1f}" + ("*" if r["reused"] else "")
+        print(f"{label:<{width}} {r['train_acc']:>9.2%} {r['val_acc']:>8.2%} {gap:>5.2f} {r['test_acc']:>8.2%} "
+              f"{r['history'].epochs_run:>6} {seconds:>7} {r['parameters']:>8,}")
+    say("train acc: the kept weights on all training images, dropout off (higher than the epoch averages printed "
+        "while training); val acc: the best epoch's, which chose the weights kept; gap = train acc - val acc, in "
+        "percentage points; test acc is for the record only, never for choosing"
+        + ("; *: read from models/mlp.pt, not trained again" if any(r.get("reused") for r in results.values())
+           else ""))
+
+
+def run_experiment(name: str, settings: MLPSettings, data, device, precision, out_dir, models_dir,
+                   done: dict | None = None) -> dict:
+    """Train once per variant of EXPERIMENTS[name] (and the knobs above, unchanged), print a table and draw
+    one figure. `done` holds runs already made in this session (by settings), so none is trained twice."""
+    done = {} if done is None else done
+    results = {}
+    for changes in [{}, *EXPERIMENTS[name]]:
+        variant = replace(settings, **changes, early_stopping_patience=None)
+        key = json.dumps(variant.as_record(), sort_keys=True)
+        label = variant_label(changes)
+        if key not in done:
+            done[key] = (not changes and reuse_saved_run(variant, precision, data, models_dir)) or None
+            if done[key] is None:
+                print(f"\n-- {label} --")
+                done[key] = run_variant(variant, data, device, precision, models_dir)
+        results[label] = done[key]
+    print(f"\n== Experiment '{name}' ==")
+    print_table(results)
     figure = save_figure(plot_experiment(name, results), out_dir, f"03_experiment_{name}.png")
-    print_best_runs(models_dir)
     return {"experiment": name, "results": results, "figures": [figure]}
+
+
+def answer_key_questions(results: dict) -> dict:
+    """Phase 4's three key questions and the linear model's score, answered from this run's table."""
+    ran = {label: r for label, r in results.items() if not r["diverged"]}
+    best = max(ran, key=lambda label: ran[label]["val_acc"])
+    above = [label for label, r in ran.items() if r["test_acc"] > 0.98]
+    dropout = {p: ran[variant_label({**WIDE, "dropout": p} if p else WIDE)] for p in (0.0, 0.2, 0.5)}
+    linear, relu = ran[variant_label({"activation": "none"})], ran[variant_label({})]
+    print("\n== Phase 4's key questions, answered by this run ==")
+    say(f"1. the best combination, by validation accuracy: {best} ({ran[best]['val_acc']:.2%} validation, "
+        f"{ran[best]['test_acc']:.2%} test)")
+    say(f"2. above 98% on the test set with a fully-connected network: {len(above)} of {len(ran)} variants"
+        + (": " + "; ".join(f"{label} ({ran[label]['test_acc']:.2%})" for label in above) if above else ""))
+    say("3. dropout on the 512-256 network, training accuracy minus validation accuracy: "
+        + ", ".join(f"{(r['train_acc'] - r['val_acc']) * 100:.2f} points at {p:g}" for p, r in dropout.items())
+        + "; validation accuracy " + ", ".join(f"{r['val_acc']:.2%}" for r in dropout.values()))
+    say(f"without an activation (a linear model): {linear['test_acc']:.2%} on the test set, "
+        f"{(relu['test_acc'] - linear['test_acc']) * 100:.1f} points below ReLU, far above the 10% of guessing")
+    return {"best": best, "above_98": above, "dropout": dropout, "linear": linear}
+
+
+def run_all_experiments(settings: MLPSettings, data, device, precision, out_dir, models_dir) -> dict:
+    """Every experiment in turn, each distinct variant trained once; one table of them all, and the answers."""
+    done, results, figures = {}, {}, []
+    for name in EXPERIMENTS:
+        experiment = run_experiment(name, settings, data, device, precision, out_dir, models_dir, done)
+        results.update(experiment["results"])
+        figures += experiment["figures"]
+    print("\n== Every variant, side by side ==")
+    print_table(results)
+    return {"experiment": "all", "results": results, "answers": answer_key_questions(results), "figures": figures}
 
 
 def plot_experiment(name: str, results: dict):
@@ -186,8 +285,8 @@ def plot_experiment(name: str, results: dict):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"Experiment '{name}': the same network and data, one change at a time; lower is better in both "
-                 "(x: a run that diverged, up to its last finished epoch)")
+    fig.suptitle(f"Experiment '{name}': the same network and data, one change at a time\n"
+                 "lower is better in both panels; x: a run that diverged, up to its last finished epoch")
     return fig
 
 
@@ -196,8 +295,13 @@ def main(settings: MLPSettings | None = None, experiment: str | None = None, out
          models_dir: Path = MODELS_DIR, data_dir: Path = DATA_DIR) -> dict:
     settings = settings or settings_from_knobs()
     device, precision, data = start_training(models_dir, out_dir, data_dir)
+    if experiment == "all":
+        result = run_all_experiments(settings, data, device, precision, out_dir, models_dir)
+    elif experiment:
+        result = run_experiment(experiment, settings, data, device, precision, out_dir, models_dir)
     if experiment:
-        return run_experiment(experiment, settings, data, device, precision, out_dir, models_dir)
+        print_best_runs(models_dir, "03_train_model.py", settings.as_record())
+        return result
     result = train_once(settings, data, device, precision, out_dir, models_dir)
     print("\nNext: python 03b_backprop_by_hand.py (backpropagation written out), then python 04_improved_model.py")
     return result
@@ -205,8 +309,9 @@ def main(settings: MLPSettings | None = None, experiment: str | None = None, out
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--experiment", choices=list(EXPERIMENTS),
-                        help="train one variation per run (no early stopping) and compare them in one figure")
+    parser.add_argument("--experiment", choices=[*EXPERIMENTS, "all"],
+                        help="train the variations of one knob (no early stopping) and compare them in a table and "
+                             "a figure; all: every experiment, then Phase 4's key questions answered")
     return parser.parse_args()
 
 

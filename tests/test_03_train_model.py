@@ -128,11 +128,39 @@ def test_ctrl_c_keeps_the_best_weights_so_far(data, monkeypatch):
         fit(fresh, small, torch.optim.Adam(fresh.parameters()), TINY)
 
 
-def test_an_experiment_trains_each_variant_and_draws_one_figure(train_model, data, tmp_path):
+def test_an_experiment_trains_each_variant_once_and_draws_one_figure(train_model, data, tmp_path):
     settings = replace(train_model.settings_from_knobs(), epochs=1)
-    result = train_model.run_experiment("dropout", settings, subset(data, 10_000, 2_000), torch.device("cpu"),
-                                        "fp32", tmp_path, tmp_path)
-    assert list(result["results"]) == ["dropout = 0.0", "dropout = 0.3"]
-    assert all(r["val_acc"] > 0.8 for r in result["results"].values())
-    assert result["figures"][0].name == "03_experiment_dropout.png" and result["figures"][0].exists()
-    assert len(mnist_common.read_experiments(tmp_path)) == 2
+    small, done = subset(data, 10_000, 2_000), {}
+    result = train_model.run_experiment("weight-decay", settings, small, torch.device("cpu"), "fp32", tmp_path,
+                                        tmp_path, done)
+    assert list(result["results"]) == ["the knobs above, unchanged", "weight decay 0.0001", "weight decay 0.001"]
+    assert all(r["val_acc"] > 0.8 and not r["reused"] for r in result["results"].values())
+    assert result["figures"][0].name == "03_experiment_weight-decay.png" and result["figures"][0].exists()
+    assert len(mnist_common.read_experiments(tmp_path)) == 3
+    again = train_model.run_experiment("weight-decay", settings, small, torch.device("cpu"), "fp32", tmp_path,
+                                       tmp_path, done)  # the same session: nothing is trained twice
+    assert len(mnist_common.read_experiments(tmp_path)) == 3 and again["results"] == result["results"]
+
+
+def test_an_experiment_reads_the_unchanged_knobs_from_a_matching_mlp_pt(train_model, trained_mlp, data):
+    settings = trained_mlp["run"].settings
+    reused = train_model.reuse_saved_run(settings, "fp32", data, trained_mlp["root"] / "models")
+    if trained_mlp["run"].precision != "fp32":
+        pytest.skip("the short run was trained in bf16")
+    assert reused["reused"] and reused["test_acc"] == pytest.approx(trained_mlp["test_acc"])
+    assert train_model.reuse_saved_run(replace(settings, dropout=0.2), "fp32", data,
+                                       trained_mlp["root"] / "models") is None  # other settings: train it
+
+
+def test_phase_4_key_questions_are_answered_from_the_table(train_model):
+    def row(train, val, test):
+        return {"diverged": False, "train_acc": train, "val_acc": val, "test_acc": test}
+    label = train_model.variant_label
+    wide = train_model.WIDE
+    results = {label({}): row(0.995, 0.973, 0.979), label({"activation": "none"}): row(0.93, 0.92, 0.92),
+               label(wide): row(0.998, 0.980, 0.981), label({**wide, "dropout": 0.2}): row(0.997, 0.982, 0.9814),
+               label({**wide, "dropout": 0.5}): row(0.992, 0.979, 0.975), "lr 0.1": {"diverged": True}}
+    answers = train_model.answer_key_questions(results)
+    assert answers["best"] == "hidden 512-256, 15 epochs, dropout 0.2"
+    assert answers["above_98"] == [label(wide), label({**wide, "dropout": 0.2})]
+    assert answers["linear"]["test_acc"] == 0.92
