@@ -219,6 +219,8 @@ def plot_similarity(distances, per_digit_accuracy, overall, classes, item: str):
     rotation = 0 if len(classes[0]) == 1 else 45
     left.set_xticks(range(10), classes, rotation=rotation, ha="right" if rotation else "center")
     left.set_yticks(range(10), classes)
+    left.set_xlabel(item)
+    left.set_ylabel(item)
     left.set_title("Distance between mean images\n(small = the average shapes look alike)")
     fig.colorbar(im, ax=left, shrink=0.8, label="distance (square root of the summed squared pixel differences)")
     bars = right.bar(range(10), per_digit_accuracy.numpy() * 100, color="tab:green")

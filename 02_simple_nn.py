@@ -22,6 +22,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from matplotlib.patches import Patch
 from torch import nn
 
 from mnist_common import (
@@ -134,14 +135,25 @@ def plot_untrained_prediction(image, label, probs, classes):
     left.imshow(image.squeeze().cpu().numpy(), cmap="gray")
     left.set_title(f"a test image (label {classes[label]})")
     left.axis("off")
-    bars = right.bar(range(10), probs.numpy() * 100, color="tab:orange")
+    guess = probs.argmax().item()
+    colours = ["tab:green" if d == label else "lightgray" for d in range(10)]  # the true label stands out
+    bars = right.bar(range(10), probs.numpy() * 100, color=colours, edgecolor="black", linewidth=0.5)
+    bars[guess].set_hatch("//")  # the guess is hatched: the tallest bar, right or wrong
+    bars[guess].set_edgecolor("tab:red")
+    bars[guess].set_linewidth(2)
     right.bar_label(bars, fmt="%.1f", fontsize=8)
-    right.axhline(10, color="gray", linestyle=":", label="10%: a blind guess")
+    right.annotate(f"guess: {classes[guess]}", (guess, probs[guess].item() * 100), xytext=(0, 14),
+                   textcoords="offset points", ha="center", fontsize=9, color="tab:red", fontweight="bold")
+    chance = right.axhline(10, color="gray", linestyle=":", label="10%: a blind guess")
+    keys = [Patch(facecolor="tab:green", edgecolor="black", label=f"true label ({classes[label]})"),
+            Patch(facecolor="lightgray", hatch="//", edgecolor="tab:red", linewidth=2,
+                  label=f"the network's guess ({classes[guess]}, the highest bar)"), chance]
     right.set_xticks(range(10), classes, rotation=0 if len(classes[0]) == 1 else 30)
     right.set_xlabel("label")
     right.set_ylabel("probability (%)")
-    right.set_title(f"untrained network: guesses {classes[probs.argmax().item()]}, but every label gets about 10%")
-    right.legend()
+    right.margins(y=0.15)  # room for the guess's note above the bars
+    right.set_title(f"untrained network: guesses {classes[guess]}, but every label gets about 10%")
+    right.legend(handles=keys, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)  # off the bars
     return fig
 
 

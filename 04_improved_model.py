@@ -40,6 +40,7 @@ from mnist_common import (
     is_whole,
     load_model,
     missing_model_message,
+    model_colors,
     parse_no_options,
     plot_curves,
     plural,
@@ -164,8 +165,14 @@ def random_filter_baseline(seeds: int = RANDOM_FILTER_SEEDS) -> dict:
             "similarity_max": max(similarity)}
 
 
-def plot_filters(weights: torch.Tensor, matches: list[FilterMatch]):
-    """The first layer's filters as 3x3 images: red weights add brightness, blue subtract it."""
+def plot_filters(weights: torch.Tensor, matches: list[FilterMatch], chance: dict | None = None,
+                 named_from: float = 0.5):
+    """The first layer's filters as 3x3 images: red weights add brightness, blue subtract it.
+
+    A filter is named after its closest pattern only from a similarity of `named_from`: below it the
+    resemblance is no more than random filters show. `chance` (random_filter_baseline's record) puts
+    the count of edges beside what untrained filters reach, so the title cannot be read as a discovery.
+    """
     n, cols = len(weights), 8
     rows = -(-n // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.0, rows * 2.6 + 0.8), layout="constrained")
@@ -173,15 +180,26 @@ def plot_filters(weights: torch.Tensor, matches: list[FilterMatch]):
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
-            ax.imshow(weights[i, 0].cpu().numpy(), cmap="bwr", vmin=-limit, vmax=limit)
+            image = ax.imshow(weights[i, 0].cpu().numpy(), cmap="bwr", vmin=-limit, vmax=limit)
             m = matches[i]
-            ax.set_title(f"{i}: {m.pattern}\n{m.polarity}\nsimilarity {m.similarity:.2f}", fontsize=9,
-                         color="black" if m.similarity >= 0.75 else "dimgray")
+            if m.similarity >= named_from:
+                ax.set_title(f"{i}: {m.pattern}\n{m.polarity}\nsimilarity {m.similarity:.2f}", fontsize=9,
+                             color="black" if m.similarity >= 0.75 else "dimgray")
+            else:
+                ax.set_title(f"{i}: no clear pattern\n\nsimilarity {m.similarity:.2f}", fontsize=9, color="darkgray")
+    fig.colorbar(image, ax=axes, shrink=0.6, pad=0.01, label="weight (red adds brightness, blue subtracts it)")
     summary = filter_summary(matches)
-    fig.suptitle(f"First-layer filters, one colour scale for all (red = positive weight, blue = negative), with the "
-                 f"classic pattern each resembles most.\nSimilarity: how alike the shapes are, from 0 to 1 (the "
-                 f"cosine, sign ignored); grey below 0.75. {summary['edges']} of {n} are closest to an edge; "
-                 f"mean similarity {summary['similarity']:.2f}", fontsize=11)
+    unnamed = sum(m.similarity < named_from for m in matches)
+    if chance:
+        count = (f"{summary['edges']} of {n} are closest to an edge, against {chance['edges_mean']:.1f} for random "
+                 f"(untrained) filters; mean similarity {summary['similarity']:.2f}, against "
+                 f"{chance['similarity_mean']:.2f} for random ones")
+    else:
+        count = (f"mean similarity {summary['similarity']:.2f} (four of the six patterns are edges, so even "
+                 "random filters are often closest to one)")
+    fig.suptitle(f"First-layer filters, one colour scale for all, with the classic pattern each resembles most.\n"
+                 f"Similarity: how alike the shapes are, from 0 to 1 (the cosine, sign ignored); grey below 0.75, "
+                 f"unnamed below {named_from:g} ({unnamed} of {n}).\n{count}", fontsize=11)
     return fig
 
 
@@ -270,7 +288,7 @@ def plot_comparison(rows: dict):
                 ("training seconds", lambda r: r["train_seconds"], "{:.0f}")]
     for ax, (label, get, fmt) in zip(axes, measures):
         values = [get(rows[name]) for name in names]
-        bars = ax.bar(names, values, color=["tab:orange", "tab:blue"][: len(names)])
+        bars = ax.bar(names, values, color=[model_colors(names)[name] for name in names])
         ax.bar_label(bars, labels=[fmt.format(v) for v in values], fontsize=9)
         ax.set_title(label)
         ax.set_ylim(0, max(values) * 1.18)
@@ -282,12 +300,14 @@ def plot_comparison(rows: dict):
 
 def plot_shifts(shifts: list[int], table: dict):
     fig, ax = plt.subplots(figsize=(7, 4))
+    colours = model_colors(table)
     for name, accuracies in table.items():
-        ax.plot(shifts, [a * 100 for a in accuracies], "o-", label=name)
+        ax.plot(shifts, [a * 100 for a in accuracies], "o-", color=colours[name], label=name)
     ax.set_xticks(shifts)
     ax.set_xlabel("pixels the test digits are moved (up, down, left and right, averaged)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 105)  # headroom: a marker at 99% is drawn whole, not cut by the frame
+    ax.set_yticks(range(0, 101, 20))
     ax.grid(alpha=0.3)
     ax.legend()
     ax.set_title("Does the network recognise a digit that is not centred?")
@@ -400,7 +420,7 @@ def main(settings: CNNSettings | None = None, feature_map_digit: int = FEATURE_M
         save_figure(plot_filters(weights, matches), out_dir, "04_filters.png"),
         *draw_feature_maps(run.model, data, feature_map_digit, out_dir),
     ]
-    print_best_runs(models_dir)
+    print_best_runs(models_dir, "04_improved_model.py", settings.as_record())
     print("\nNext: python 05_understand_model.py")
     return {"run": run, "model": run.model, "history": run.history, "test_acc": run.test_acc,
             "test_loss": run.test_loss, "checkpoint": path, "parameters": parameters,

@@ -26,11 +26,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import ListedColormap, Normalize
+from matplotlib.patches import Patch
 
 from mnist_common import (
     CLASS_NAMES,
     DATA_DIR,
     DATASET_ENV,
+    MODEL_COLORS,
     MODELS_DIR,
     VIS_DIR,
     LearnerError,
@@ -47,6 +51,7 @@ from mnist_common import (
     load_mnist,
     load_model,
     missing_model_message,
+    model_colors,
     pick_device,
     plural,
     predict_logits,
@@ -126,12 +131,13 @@ def plot_confusion(matrix, classes=CLASS_NAMES):
     fig, ax = plt.subplots(figsize=(7.5, 6.5))
     off_diagonal = matrix.clone().float()
     off_diagonal.fill_diagonal_(float("nan"))
-    im = ax.imshow(off_diagonal.numpy(), cmap="Reds")
+    # the diagonal (NaN above) is drawn grey, as the title says: the correct answers are not on the red scale
+    im = ax.imshow(off_diagonal.numpy(), cmap=plt.get_cmap("Reds").with_extremes(bad="silver"))
     darkest = off_diagonal.nan_to_num(0).max().item()
     for t in range(10):
         for p in range(10):
             count = matrix[t, p].item()
-            ink = "gray" if t == p else ("white" if count > 0.6 * darkest else "black")  # readable on dark red
+            ink = "black" if t == p else ("white" if count > 0.6 * darkest else "black")  # readable on dark red
             ax.text(p, t, str(count), ha="center", va="center", fontsize=8, color=ink)
     ax.set_xticks(range(10), classes, rotation=0 if len(classes[0]) == 1 else 45,
                   ha="center" if len(classes[0]) == 1 else "right")
@@ -169,17 +175,35 @@ def channel_selectivity(means: torch.Tensor) -> torch.Tensor:
 
 def plot_channel_selectivity(selectivity, classes=CLASS_NAMES):
     """Preference on a log scale centred on 1: red = fires more for that digit, blue = less."""
-    fig, ax = plt.subplots(figsize=(15, 4.2))
+    fig, ax = plt.subplots(figsize=(15, 4.8))
     limit = 3.0  # a rare channel can reach 9x; beyond 3x (or below 1/3) the colour saturates
-    log_pref = torch.log2(selectivity.clamp(1 / 64, 64))
+    # channels in their own order (0-63) make a checkerboard: group them by the label each prefers most
+    # (as section 3 counts them), the most selective first within a group, dead channels last
+    favourite = selectivity.nan_to_num(0).argmax(0)  # (64,)
+    strength = selectivity.nan_to_num(0).max(0).values  # (64,)
+    alive = ~torch.isnan(selectivity[0])
+    order = sorted(range(selectivity.shape[1]),
+                   key=lambda c: (not alive[c], favourite[c].item() if alive[c] else 0, -strength[c].item()))
+    log_pref = torch.log2(selectivity[:, order].clamp(1 / 64, 64))
     im = ax.imshow(log_pref.numpy(), cmap=plt.get_cmap("RdBu_r").with_extremes(bad="lightgray"), aspect="auto",
                    vmin=-np.log2(limit), vmax=np.log2(limit))
-    dead = torch.isnan(selectivity[0]).nonzero().flatten().tolist()
+    dead = [c for c in order if not alive[c]]
     for c in dead:
-        ax.text(c, 4.5, "dead", rotation=90, ha="center", va="center", fontsize=8)
+        ax.text(order.index(c), 4.5, "dead", rotation=90, ha="center", va="center", fontsize=8)
+    groups = [[x for x, c in enumerate(order) if alive[c] and favourite[c] == d] for d in range(10)]
+    for d, xs in enumerate(groups):
+        if xs:
+            ax.axvline(xs[-1] + 0.5, color="black", lw=0.8)  # a line after each group
+            ax.add_patch(plt.Rectangle((xs[0] - 0.5, d - 0.5), len(xs), 1, fill=False, edgecolor="black", lw=1.2))
+    top = ax.secondary_xaxis("top")
+    top.set_xticks([sum(xs) / len(xs) for xs in groups if xs], [classes[d] for d, xs in enumerate(groups) if xs],
+                   fontsize=9)
+    top.tick_params(length=0)
+    top.set_xlabel("the label the channels below prefer most (boxed)", fontsize=9)
+    ax.set_xticks(range(len(order)), [str(c) for c in order], fontsize=6, rotation=90)
     ax.set_yticks(range(10), classes)
     ax.set_ylabel("label")
-    ax.set_xlabel("second-layer channel")
+    ax.set_xlabel("second-layer channel (its number), grouped by preferred label, most selective first")
     dead_note = f"; grey: {plural(len(dead), 'dead channel')}, one that (almost) never fires" if dead else ""
     ax.set_title(f"How strongly each second-layer channel prefers each label (white = as much as for the average "
                  f"label{dead_note})")
@@ -196,18 +220,40 @@ def show_overlay(ax, image, saliency_map, limit: float, title: str, colour: str 
     ink = (ink - ink.min()) / (ink.max() - ink.min()).clamp_min(1e-8)  # 0 background, 1 ink
     ax.imshow(1 - 0.35 * ink.numpy(), cmap="gray", vmin=0, vmax=1)
     values = saliency_map.cpu().numpy()
-    ax.imshow(values, cmap="bwr", vmin=-limit, vmax=limit, alpha=np.clip(np.abs(values) / limit, 0, 1))
+    overlay = np.zeros((*values.shape, 4))
+    overlay[..., :3] = np.where(values[..., None] > 0, SALIENCY_RED, SALIENCY_BLUE)  # pure red or blue ...
+    overlay[..., 3] = np.clip(np.abs(values) / limit, 0, 1)  # ... as opaque as the value is large: a linear fade
+    ax.imshow(overlay)
     ax.set_title(title, fontsize=8, color=colour)
     ax.axis("off")
 
 
-def plot_saliency(right_examples: dict, wrong_examples: dict, classes=CLASS_NAMES):
-    """Top: one digit of each kind and its map. Bottom: mistakes, mapped for the answer and for the truth."""
-    fig = plt.figure(figsize=(16, 8.4), layout="constrained")
-    top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.15])
+SALIENCY_RED, SALIENCY_BLUE = (0.85, 0.0, 0.0), (0.0, 0.2, 0.9)
+
+
+def saliency_colour_bar(fig, axes, limit: float, percentile: float):
+    """The colours show_overlay draws, as they look on the white background, under `axes`."""
+    v = np.linspace(-1, 1, 256)[:, None]
+    colours = (1 - np.abs(v)) + np.abs(v) * np.where(v > 0, SALIENCY_RED, SALIENCY_BLUE)  # faded over white
+    mappable = ScalarMappable(Normalize(-limit, limit), ListedColormap(colours))
+    bar = fig.colorbar(mappable, ax=axes, location="bottom", shrink=0.5, aspect=50, extend="both", pad=0.02)
+    bar.set_label(f"how much more ink there would change the score (SmoothGrad), one scale for the whole figure: "
+                  f"full colour at ±{limit:.2g} and beyond,\nthe {percentile:g}th percentile of |value| over every "
+                  f"map drawn (so {100 - percentile:.2g}% of the pixels saturate)", fontsize=9)
+    return bar
+
+
+def plot_saliency(right_examples: dict, wrong_examples: dict, classes=CLASS_NAMES, percentile: float = 99.9):
+    """Top: one digit of each kind and its map. Bottom: mistakes, mapped for the answer and for the truth.
+
+    One colour scale for every map, set by a high percentile of |value| so that a few extreme pixels
+    do not wash out the rest, and only the top (100 - percentile)% saturate.
+    """
+    fig = plt.figure(figsize=(16, 9.2), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.4])
     every = torch.cat([right_examples["maps"].flatten(), wrong_examples["maps_answer"].flatten(),
                        wrong_examples["maps_truth"].flatten()]).abs()
-    limit = every.quantile(0.99).item()  # one colour scale for the whole figure; the top 1% saturate
+    limit = max(np.percentile(every.cpu().numpy(), percentile).item(), 1e-12)
     axes = top.subplots(2, 10)
     for i in range(10):
         axes[0, i].imshow(right_examples["images"][i].squeeze().cpu().numpy(), cmap="gray")
@@ -216,7 +262,7 @@ def plot_saliency(right_examples: dict, wrong_examples: dict, classes=CLASS_NAME
         axes[0, i].axis("off")
         show_overlay(axes[1, i], right_examples["images"][i], right_examples["maps"][i], limit, f"map for {name}")
     top.suptitle("Read correctly: red = more ink here would raise that digit's score, blue = it would lower it "
-                 "(SmoothGrad; one colour scale for the whole figure)", fontsize=11)
+                 "(SmoothGrad; one colour scale for the whole figure, at the bottom)", fontsize=11)
     n = len(wrong_examples["images"])
     axes = bottom.subplots(2, max(n, 1), squeeze=False)
     for i in range(n):
@@ -225,6 +271,7 @@ def plot_saliency(right_examples: dict, wrong_examples: dict, classes=CLASS_NAME
                      f"read as {answer}: map for {answer}", "darkred")
         show_overlay(axes[1, i], wrong_examples["images"][i], wrong_examples["maps_truth"][i], limit,
                      f"true {truth}: map for {truth}", "darkgreen")
+    saliency_colour_bar(bottom, axes, limit, percentile)
     bottom.suptitle("Read wrongly: the map for the network's answer (top) against the map for the true digit (bottom)",
                     fontsize=11)
     return fig
@@ -319,13 +366,13 @@ def plot_reliability(report: dict[str, Calibration]):
         r = report[name]
         centres = [(b.low + b.high) / 2 for b in r.table]
         width = r.table[0].high - r.table[0].low
-        bars = ax.bar(centres, [b.accuracy for b in r.table], width=width * 0.9, color="tab:blue", alpha=0.7,
+        bars = ax.bar(centres, [b.accuracy for b in r.table], width=width * 0.9, color=MODEL_COLORS["CNN"], alpha=0.7,
                       edgecolor="black", label="accuracy in the bin")
         for bar, b in zip(bars, r.table):  # how many predictions each bar rests on, written at its foot
             ax.text(bar.get_x() + bar.get_width() / 2, 0.02, f"n={b.count:,}", rotation=90, ha="center", va="bottom",
                     fontsize=8, color="white" if b.accuracy > 0.25 else "black")
         ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
-        ax.plot([b.confidence for b in r.table], [b.accuracy for b in r.table], "o", color="tab:orange",
+        ax.plot([b.confidence for b in r.table], [b.accuracy for b in r.table], "o", color="black", mfc="white",
                 label="mean confidence against accuracy", clip_on=False)  # the top bin's dot sits at the corner
         ax.set_title(f"{name} temperature scaling (T = {r.temperature:.2f})\nECE {r.test_ece:.4f}, "
                      f"test NLL {r.test_nll:.4f}")
@@ -372,8 +419,9 @@ def fgsm_sweep(models: dict, signs: dict, images, labels, epsilons, mean, std) -
 
 def plot_fgsm_curve(epsilons, results):
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    colours = model_colors(results)
     for name, accuracies in results.items():
-        ax.plot(epsilons, [a * 100 for a in accuracies], "o-", label=name)
+        ax.plot(epsilons, [a * 100 for a in accuracies], "o-", color=colours[name], label=name)
     ax.set_xlabel("epsilon: the most any pixel may change (0-1 brightness scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("FGSM: accuracy when every pixel is nudged against the network")
@@ -390,10 +438,13 @@ def plot_fooled(clean, attacked, labels, attacked_pred, probs, epsilon, flipped_
         axes[0, i].imshow(clean[i].squeeze().cpu().numpy(), cmap="gray")
         axes[0, i].set_title(f"{classes[labels[i].item()]}, read right", fontsize=9)
         axes[1, i].imshow(attacked[i].squeeze().cpu().numpy(), cmap="gray")
-        axes[1, i].set_title(f"read as {classes[attacked_pred[i].item()]} ({probs[i]:.0%})", fontsize=9,
+        axes[1, i].set_title(f"read as {classes[attacked_pred[i].item()]} ({percent(float(probs[i]))})", fontsize=9,
                              color="darkred")
         axes[0, i].axis("off")
         axes[1, i].axis("off")
+    for ax, row in ((axes[0, 0], "as the CNN\nsaw them"),
+                    (axes[1, 0], f"after FGSM,\nε = {epsilon:g}\n(±{epsilon * 255:.0f} of 255\nper pixel)")):
+        ax.text(-0.08, 0.5, row, transform=ax.transAxes, ha="right", va="center", fontsize=9)
     fig.suptitle(f"Ten test digits the attack flips (at epsilon {epsilon} it flips {flipped_share:.1%} of the "
                  "test images the CNN got right).\nTop: as the CNN saw them. Bottom: after FGSM, "
                  "with the new answer and its probability")
@@ -415,7 +466,7 @@ def plot_your_digits(names: list[str], prepared: list[PreparedDigit], verdicts: 
             ax.axis("off")
         top = v.probs.topk(3)
         bars = axes[i, 2].barh([str(d) for d in reversed(top.indices.tolist())],
-                               list(reversed((top.values * 100).tolist())), color="tab:blue")
+                               list(reversed((top.values * 100).tolist())), color=MODEL_COLORS["CNN"])
         axes[i, 2].bar_label(bars, fmt="%.1f%%", fontsize=8)
         axes[i, 2].set_xlim(0, 115)
         axes[i, 2].set_xlabel("probability (%), top three digits", fontsize=8)
@@ -439,25 +490,48 @@ def plot_preparation(name: str, p: PreparedDigit):
 
 
 def plot_not_digits(scores: dict, rules: dict):
-    """The rule's score for test digits against each kind of non-digit, for each network."""
-    fig, axes = plt.subplots(1, len(scores), figsize=(7 * len(scores), 4.2), layout="constrained", squeeze=False)
-    for ax, (name, by_kind) in zip(axes[0], scores.items()):
-        values = torch.cat([v for v in by_kind.values() if len(v)]).clamp(-30, 30)
-        bins = np.linspace(values.min().item(), values.max().item(), 40)
-        for kind, kind_scores in by_kind.items():
-            if len(kind_scores):
-                ax.hist(kind_scores.clamp(-30, 30).numpy(), bins=bins, histtype="step", lw=2, density=True,
-                        label=f"{kind} ({len(kind_scores):,})")
+    """The rule's score for test digits and for each kind of non-digit: one small panel per kind (rows)
+    and network (columns), on one shared x-axis, with the rule's three verdicts shaded behind."""
+    names, kinds = list(scores), list(next(iter(scores.values())))
+    empty = [kind for kind in kinds if not any(len(scores[name][kind]) for name in names)]  # all refused
+    kinds = [kind for kind in kinds if kind not in empty]
+    colours = model_colors(names)
+    fig, axes = plt.subplots(len(kinds), len(names), figsize=(7 * len(names), 1.45 * len(kinds) + 1.9),
+                             layout="constrained", squeeze=False, sharex=True, sharey="row")
+    every = torch.cat([v.float() for by_kind in scores.values() for v in by_kind.values() if len(v)]).clamp(-30, 30)
+    bins = np.linspace(math.floor(every.min().item()), math.ceil(every.max().item()), 51)  # the same for all
+    weak = math.log(WEAK / (1 - WEAK))
+    for col, name in enumerate(names):
         accept = rules[name].accept
-        ax.axvline(math.log(accept / (1 - accept)), color="black", linestyle="--",
-                   label=f"left of it: not a digit (under {percent(accept)} likely to be one)")
-        ax.axvline(math.log(WEAK / (1 - WEAK)), color="gray", linestyle=":",
-                   label=f"between the lines: not sure (under {percent(WEAK)}: weak evidence)")
-        ax.set_xlabel("the rule's score: log-odds that the picture is a digit (clipped to -30..30)")
-        ax.set_ylabel("share of each kind (density)")
-        ax.set_title(name)
-        ax.legend(fontsize=7)
-    fig.suptitle("Digits against things that are not digits (pictures the preparation refused are not drawn)")
+        refuse = math.log(accept / (1 - accept))
+        for row, kind in enumerate(kinds):
+            ax, kind_scores = axes[row, col], scores[name][kind]
+            ax.axvspan(bins[0], refuse, color="tab:red", alpha=0.1, lw=0)
+            ax.axvspan(refuse, weak, color="gold", alpha=0.18, lw=0)
+            ax.axvline(refuse, color="black", linestyle="--", lw=1.4)
+            ax.axvline(weak, color="black", linestyle=":", lw=1.4)
+            if len(kind_scores):
+                counts, _ = np.histogram(kind_scores.float().clamp(-30, 30).numpy(), bins=bins)
+                ax.stairs(counts / len(kind_scores) * 100, bins, fill=True, color=colours[name], alpha=0.85)
+            ax.text(0.995, 0.9, f"{kind} ({len(kind_scores):,})", transform=ax.transAxes, ha="right", va="top",
+                    fontsize=9, fontweight="bold" if kind == kinds[0] else "normal")
+            ax.margins(y=0.25)
+            ax.grid(axis="x", alpha=0.3)
+            if col == 0:
+                ax.set_ylabel("share (%)", fontsize=8)
+            ax.tick_params(labelsize=8)
+        axes[0, col].set_title(f"{name}: refuses below {percent(accept)} (dashed), not sure below {percent(WEAK)} "
+                               "(dotted)", color=colours[name], fontsize=11)
+        axes[-1, col].set_xlabel("the rule's score: log-odds that the picture is a digit (clipped to -30..30)")
+    axes[0, 0].set_xlim(bins[0], bins[-1])
+    keys = [Patch(color="tab:red", alpha=0.2, label="left of the dashed line: \"this does not look like a digit\""),
+            Patch(color="gold", alpha=0.35, label="between the lines: \"not sure\" (weak evidence)"),
+            Patch(facecolor="white", edgecolor="lightgray", label="right of the dotted line: a digit (\"not sure\" "
+                  "which one when the network's top answer is weak)")]
+    fig.legend(handles=keys, loc="outside lower center", ncol=3, fontsize=9)
+    refused = f"; {', '.join(empty)}: all refused by the preparation itself" if empty else ""
+    fig.suptitle("Digits against things that are not digits: where each kind of picture scores, per network\n"
+                 f"(each bar: the share of that kind; pictures the preparation refused are not drawn{refused})")
     return fig
 
 
@@ -543,8 +617,10 @@ def section_features(cnn, images, labels, out_dir, classes=CLASS_NAMES) -> dict:
     selectivity = channel_selectivity(channel_means_per_digit(cnn, images, labels))
     favourite = selectivity.nan_to_num(0).argmax(0)  # (64,) the digit each channel prefers
     alive = ~torch.isnan(selectivity[0])
-    say("number of second-layer channels that prefer each label: "
-        + ", ".join(f"{classes[d]}: {int(((favourite == d) & alive).sum())}" for d in range(10)))
+    print("second-layer channels that fire relatively most for each label:")
+    width = max(6, *(len(name) for name in classes))
+    print("  label    " + " ".join(f"{name:>{width}}" for name in classes))
+    print("  channels " + " ".join(f"{int(((favourite == d) & alive).sum()):>{width}}" for d in range(10)))
     strongest = selectivity.nan_to_num(0).max(0).values.argsort(descending=True)[:3].tolist()
     say("most selective channels: " + ", ".join(
         f"{c} fires {selectivity[favourite[c], c]:.1f}x as much for {classes[favourite[c].item()]}s"

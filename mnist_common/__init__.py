@@ -50,7 +50,7 @@ from .data import (
     sha256_of,
 )
 from .experiments import EXPERIMENT_LOG, log_experiment, print_best_runs, read_experiments
-from .figures import log_scale, plot_curves, save_figure
+from .figures import MODEL_COLORS, log_scale, model_colors, plot_curves, save_figure
 from .handwriting import predict_views, prepare_digit, read_image
 from .networks import (
     ACTIVATIONS,
@@ -103,6 +103,7 @@ from .training import (
     fit,
     make_optimizer,
     one_cycle,
+    overfitting_note,
     predict_logits,
     start_training,
     train_cnn,
@@ -125,6 +126,7 @@ __all__ = [
     "MNIST",
     "MNIST_FILES",
     "MODELS_DIR",
+    "MODEL_COLORS",
     "NUM_CLASSES",
     "ROOT",
     "SOURCES",
@@ -174,8 +176,10 @@ __all__ = [
     "log_scale",
     "make_optimizer",
     "missing_model_message",
+    "model_colors",
     "normalize",
     "one_cycle",
+    "overfitting_note",
     "parse_no_options",
     "pick_device",
     "pick_precision",
