@@ -417,7 +417,7 @@ def main(settings: CNNSettings | None = None, feature_map_digit: int = FEATURE_M
                     "04_training_curves.png"),
         save_figure(plot_comparison(rows), out_dir, "04_mlp_vs_cnn.png"),
         save_figure(plot_shifts(shifts, shifted), out_dir, "04_shifted_digits.png"),
-        save_figure(plot_filters(weights, matches), out_dir, "04_filters.png"),
+        save_figure(plot_filters(weights, matches, chance=filters["random"]), out_dir, "04_filters.png"),
         *draw_feature_maps(run.model, data, feature_map_digit, out_dir),
     ]
     print_best_runs(models_dir, "04_improved_model.py", settings.as_record())
