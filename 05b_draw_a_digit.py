@@ -7,7 +7,12 @@ the CNN looks. Every drawing goes through exactly what `05_understand_model.py -
 the same preparation (mnist_common/handwriting.py), the same "that is not a digit" rule
 (mnist_common/rejection.py) and the same SmoothGrad map (mnist_common/saliency.py). The page
 itself is web/draw.html: plain HTML and JavaScript, nothing to build, nothing fetched from the
-internet. The server listens on 127.0.0.1 only: no other computer can reach it.
+internet.
+
+The server listens on 127.0.0.1 only, so no other computer can reach it; and it answers only the
+page it served, because other web pages open in your browser could reach it too (`Gatekeeper`
+says how). It stays up whatever arrives: a bounded queue of drawings (`WorkQueue`), time limits
+on slow clients, and every bad request answered with its HTTP status and one line.
 
 Run:     python 05b_draw_a_digit.py               (opens the page in your browser; Ctrl-C stops it)
          python 05b_draw_a_digit.py --no-browser  (just prints the address)
@@ -18,10 +23,17 @@ Writes:  my_drawings/*.png, when you press "save" (try them again with 05 --imag
 import argparse
 import base64
 import binascii
+import hmac
+import io
 import json
+import re
+import secrets
+import socket
+import sys
 import threading
 import time
 import webbrowser
+from contextlib import contextmanager
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -38,25 +50,37 @@ from mnist_common import (
     current_dataset,
     ensure_writable,
     friendly_errors,
+    is_number,
     is_whole,
     load_mnist,
     load_model,
     shown,
 )
-from mnist_common.handwriting import image_from_bytes, predict_views, prepare_image
+from mnist_common.handwriting import NothingToReadError, image_from_bytes, predict_views, prepare_image
 from mnist_common.rejection import fit_rejection_rule, judge
 from mnist_common.saliency import smoothgrad
 
 # --- Settings (edit and re-run) -------------------------------------------------------------
 PORT = 0  # 0: any free port (printed); or a fixed one such as 8765
 MAX_BODY = 2_000_000  # bytes; a drawing is about 10,000, anything larger is refused (413)
+MAX_PIXELS = 1_000_000  # pixels per picture (the page sends 280x280); bounds one request to about 40 MB (10,000+)
+WORKERS = 2  # drawings prepared at once: one per CPU core (1-8)
+QUEUE = 16  # drawings that may wait for a worker; past that the answer is "busy, try again" (503) (0-64)
+QUEUE_WAIT = 20.0  # seconds a drawing may wait in that queue before it too is answered "busy" (1-60)
+MAX_CONNECTIONS = 64  # connections served at once; more are answered 503 at the door (16-256)
+TIMEOUT = 10.0  # seconds a client may stay silent, and a whole request body may take, before it is cut off (1-60)
 SALIENCY_SAMPLES = 8  # noisy copies per saliency map: fewer than 05's 32, to answer while you draw (4-32)
 SAVE_DIR = ROOT / "my_drawings"  # where the "save" button writes PNG files
 PAGE = ROOT / "web" / "draw.html"
+TOKEN_PLACEHOLDER = b"{{PAGE_TOKEN}}"  # where web/draw.html receives this launch's token
 
 
-class BadRequestError(Exception):
-    """A request the page should never send: answered with 400 and a one-line reason."""
+class RefusedError(Exception):
+    """A request answered with an HTTP error status and a one-line reason (a bad body, a stranger, too busy)."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
 
 
 # --- What the page asks for -------------------------------------------------------------------
@@ -71,23 +95,25 @@ class DrawingApp:
         # the CNN decides "not a digit", with the same rule and the same function as 05 --image
         self.rule = fit_rejection_rule(self.models["cnn"][0], load_mnist(data_dir=data_dir), data_dir)
         self.save_dir = Path(save_dir)
+        self.networks_in_use = threading.Lock()  # pictures are prepared side by side, the networks run one by one
 
     def predict(self, png: bytes) -> dict:
         """Everything the page shows for one drawing."""
         start = time.perf_counter()
-        picture = image_from_bytes(png, "the drawing")  # not an image: LearnerError, answered with 400
+        picture = image_from_bytes(png, "the drawing", MAX_PIXELS)  # not an image, too large: 400
         try:
-            prepared = prepare_image(picture, "the drawing")
-        except LearnerError as why:  # blank, or a speck: nothing to read yet
+            prepared = prepare_image(picture, "the drawing")  # a sliver of 400x1 pixels: 400
+        except NothingToReadError as why:  # blank, or a speck: the page was just cleared, or barely touched
             return {"verdict": "not a digit", "text": "this does not look like a digit", "digit": None,
                     "cnn": None, "mlp": None, "view": [0.0] * 784, "saliency": [0.0] * 784, "note": str(why),
                     "milliseconds": 1000 * (time.perf_counter() - start)}
         cnn, norm = self.models["cnn"][0], self.models["cnn"][1]["normalization"]
-        verdict = judge(cnn, self.rule, prepared.view[None], norm["mean"], norm["std"])[0]  # its probs: the CNN's bars
         mlp, mlp_norm = self.models["mlp"][0], self.models["mlp"][1]["normalization"]
-        mlp_probs = predict_views(mlp, prepared.view[None], mlp_norm["mean"], mlp_norm["std"])[0].softmax(0)
         x = ((prepared.view - norm["mean"]) / norm["std"])[None, None]
-        saliency = smoothgrad(cnn, x, torch.tensor([verdict.digit]), samples=SALIENCY_SAMPLES)[0]
+        with self.networks_in_use:  # one drawing at a time: the rule reads the CNN's features through a hook
+            verdict = judge(cnn, self.rule, prepared.view[None], norm["mean"], norm["std"])[0]  # the CNN's bars too
+            mlp_probs = predict_views(mlp, prepared.view[None], mlp_norm["mean"], mlp_norm["std"])[0].softmax(0)
+            saliency = smoothgrad(cnn, x, torch.tensor([verdict.digit]), samples=SALIENCY_SAMPLES)[0]
         saliency = saliency / saliency.abs().max().clamp_min(1e-8)  # -1 to 1, for the page's colours
         return {"verdict": verdict.kind, "text": verdict.text,
                 "digit": verdict.digit if verdict.kind != "not a digit" else None,
@@ -96,69 +122,207 @@ class DrawingApp:
                 "note": "; ".join(prepared.notes), "milliseconds": 1000 * (time.perf_counter() - start)}
 
     def save(self, png: bytes) -> dict:
-        """Write the drawing as a PNG (checked to be one first) into the save folder."""
-        image_from_bytes(png, "the drawing")  # refuses anything that is not an image
+        """Write the drawing into the save folder as a PNG this code encoded itself from the decoded pixels."""
         folder = ensure_writable(self.save_dir, "drawings")
         path = folder / f"drawing_{datetime.now():%Y%m%d_%H%M%S_%f}.png"
         partial = path.with_name(path.name + ".part")
-        partial.write_bytes(png)
+        partial.write_bytes(reencoded_png(png))
         partial.replace(path)  # complete, or not there at all
         print(f"saved {shown(path)}")
         return {"path": shown(path)}
 
 
+def reencoded_png(data: bytes) -> bytes:
+    """The pixels of a PNG, encoded anew: a JPEG, a GIF or bytes hidden after the image never reach the disk."""
+    from PIL import Image
+
+    image_from_bytes(data, "the drawing", MAX_PIXELS)  # not an image, damaged, too large: one line (400)
+    with Image.open(io.BytesIO(data)) as opened:
+        if opened.format != "PNG":
+            raise LearnerError(f"the drawing is a {opened.format} image, not a PNG: only the page's PNG is saved")
+        opened.load()
+        buffer = io.BytesIO()
+        opened.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def drawing_from(body: bytes) -> bytes:
-    """The PNG bytes inside a request body {"image": "data:image/png;base64,..."}, or BadRequestError."""
+    """The PNG bytes inside a request body {"image": "data:image/png;base64,..."}, or RefusedError (400)."""
     try:
         request = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise BadRequestError(f"malformed JSON: {error}") from None
+        raise RefusedError(400, f"malformed JSON: {error}") from None
+    except RecursionError:
+        raise RefusedError(400, "malformed JSON: nested too deeply") from None
     image = request.get("image") if isinstance(request, dict) else None
     if not isinstance(image, str) or not image.startswith("data:image/png;base64,"):
-        raise BadRequestError('expected {"image": "data:image/png;base64,..."}')
+        raise RefusedError(400, 'expected {"image": "data:image/png;base64,..."}')
     try:
         return base64.b64decode(image.split(",", 1)[1], validate=True)
     except (binascii.Error, ValueError):
-        raise BadRequestError("the image is not valid base64") from None
+        raise RefusedError(400, "the image is not valid base64") from None
+
+
+# --- Who may ask, and how much at once -----------------------------------------------------------
+class Gatekeeper:
+    """Only this launch's own page may use the server.
+
+    Any web page open in the learner's browser can send requests to 127.0.0.1, so a server on
+    this computer is not private by being local. Four checks, as notebook and development
+    servers make them: the Host header must name this server (a page that renamed a host of its
+    own to 127.0.0.1, "DNS rebinding", sends its own name); the Origin, which browsers add to
+    every cross-site request, must be this page's; a POST must be JSON, which a page elsewhere
+    cannot send without the browser asking this server first (and it never says yes); and each
+    POST carries a random token that only the page served here knows.
+    """
+
+    def __init__(self, port: int):
+        self.token = secrets.token_urlsafe(24)  # new at every launch
+        self.hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
+        self.origins = {f"http://{host}" for host in self.hosts}
+
+    def check(self, headers, post: bool) -> None:
+        """Raise RefusedError(403) naming the first check the request fails."""
+        host, origin = headers.get("Host", ""), headers.get("Origin")
+        if host not in self.hosts:
+            raise RefusedError(403, f"Host {host!r} is not this server (expected 127.0.0.1 or localhost with its port)")
+        if origin is not None and origin not in self.origins:
+            raise RefusedError(403, f"Origin {origin!r} is not this page")
+        if post:
+            kind = headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if kind != "application/json":
+                raise RefusedError(403, f"Content-Type {kind or 'missing'!r}: only application/json is accepted")
+            if not hmac.compare_digest(headers.get("X-Page-Token", "").encode(), self.token.encode()):
+                raise RefusedError(403, "missing or wrong page token: reload the page this server printed")
+
+
+class WorkQueue:
+    """At most WORKERS drawings prepared at once, QUEUE more waiting; past that, "busy" (503).
+
+    Each prediction holds tens of MB for a moment; without a bound, a burst of requests would
+    hold them all at once.
+    """
+
+    def __init__(self, workers: int = WORKERS, waiting: int = QUEUE, wait: float = QUEUE_WAIT):
+        self.running, self.limit, self.wait = threading.BoundedSemaphore(workers), workers + waiting, wait
+        self.lock, self.admitted = threading.Lock(), 0
+
+    @contextmanager
+    def slot(self):
+        with self.lock:
+            if self.admitted >= self.limit:
+                raise RefusedError(503, "busy, try again in a moment")
+            self.admitted += 1
+        try:
+            if not self.running.acquire(timeout=self.wait):
+                raise RefusedError(503, "busy, try again in a moment")
+            try:
+                yield
+            finally:
+                self.running.release()
+        finally:
+            with self.lock:
+                self.admitted -= 1
 
 
 # --- The server --------------------------------------------------------------------------------
-def make_handler(app: DrawingApp, page: bytes):
+def body_length(headers) -> int:
+    """The request's Content-Length, checked: 411 when absent or chunked, 400 when not a whole number."""
+    if headers.get("Transfer-Encoding"):
+        raise RefusedError(411, "send the body with a Content-Length, not in chunks")
+    value = headers.get("Content-Length")
+    if value is None:
+        raise RefusedError(411, "a Content-Length is required")
+    if not re.fullmatch(r"[0-9]{1,12}", value.strip()):
+        raise RefusedError(400, f"Content-Length {value[:20]!r} is not a whole number of bytes")
+    return int(value)
+
+
+def make_handler(app: DrawingApp, page: bytes, gate: Gatekeeper, queue: WorkQueue, timeout: float = TIMEOUT):
     """A request handler that knows the app: GET / gives the page, POST /predict and /save answer JSON."""
+    page, seconds = page.replace(TOKEN_PLACEHOLDER, gate.token.encode()), timeout
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = seconds  # of silence, before the socket gives up (a slow or lying client)
+
         def do_GET(self):
-            if self.path == "/":
-                self.reply(200, page, "text/html; charset=utf-8")
-            else:
-                self.reply_json(404, {"error": f"no such page: {self.path}"})
+            self.answer(lambda: self.page(), post=False)
 
         def do_POST(self):
+            self.answer(lambda: self.work(), post=True)
+
+        def page(self):
+            if self.path != "/":
+                raise RefusedError(404, f"no such page: {self.path[:80]}")
+            self.reply(200, page, "text/html; charset=utf-8")
+
+        def work(self):
             routes = {"/predict": app.predict, "/save": app.save}
             if self.path not in routes:
-                self.reply_json(404, {"error": f"no such route: {self.path}"})
-                return
-            length = int(self.headers.get("Content-Length") or 0)
+                raise RefusedError(404, f"no such route: {self.path[:80]}")
+            length = body_length(self.headers)
             if length > MAX_BODY:
                 if length <= 8 * MAX_BODY:  # read and drop it, so the client hears the answer
-                    self.rfile.read(length)
-                self.close_connection = True
-                self.reply_json(413, {"error": f"request too large ({length:,} bytes; {MAX_BODY:,} at most)"})
-                return
+                    self.read_body(length)
+                raise RefusedError(413, f"request too large ({length:,} bytes; {MAX_BODY:,} at most)")
+            body = self.read_body(length)
+            with queue.slot():
+                self.reply_json(200, routes[self.path](drawing_from(body)))
+
+        def answer(self, respond, post: bool):
+            """Run one request; every failure becomes an HTTP answer with a one-line reason, never a traceback."""
             try:
-                self.reply_json(200, routes[self.path](drawing_from(self.rfile.read(length))))
-            except (BadRequestError, LearnerError) as why:
+                gate.check(self.headers, post)
+                respond()
+            except RefusedError as why:
+                if why.status == 403:
+                    print(f"refused {self.command} {self.path[:80]} from a stranger: {why}")
+                self.close_connection = True
+                self.reply_json(why.status, {"error": str(why)})
+            except LearnerError as why:  # not an image, too large, damaged: the learner's own words
                 self.reply_json(400, {"error": str(why)})
+            except (ConnectionError, TimeoutError):  # the client left (a reload mid-answer): nothing to say
+                self.close_connection = True
+            except Exception as error:  # a bug of ours: one line here, a 500 there, and the server stays up
+                print(f"drawing page: {type(error).__name__} while answering {self.command} {self.path[:80]}: {error}")
+                self.close_connection = True
+                self.reply_json(500, {"error": f"the server failed ({type(error).__name__}); see its terminal"})
+
+        def read_body(self, length: int) -> bytes:
+            """Exactly `length` bytes within `timeout` seconds in all, or 408 (a body shorter than it claims)."""
+            deadline, parts, got = time.monotonic() + seconds, [], 0
+            try:
+                while got < length:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError
+                    part = self.rfile.read1(min(65_536, length - got))
+                    if not part:
+                        break
+                    parts.append(part)
+                    got += len(part)
+            except TimeoutError:
+                raise RefusedError(408, f"the body did not arrive within {seconds:g} s") from None
+            if got < length:
+                raise RefusedError(400, f"the body ended after {got:,} of the {length:,} bytes announced")
+            return b"".join(parts)
 
         def reply_json(self, status: int, content: dict):
             self.reply(status, json.dumps(content).encode(), "application/json")
 
         def reply(self, status: int, body: bytes, kind: str):
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("X-Content-Type-Options", "nosniff")
+                self.end_headers()
+                self.wfile.write(body)
+            except (ConnectionError, TimeoutError):  # gone before the answer: nothing to tell it
+                self.close_connection = True
+
+        def send_error(self, code, message=None, *_):  # a malformed request line or header
+            self.close_connection = True
+            self.reply_json(code, {"error": message or "bad request"})
 
         def log_message(self, *_):  # quiet: one line per drawing would flood the terminal
             pass
@@ -166,9 +330,47 @@ def make_handler(app: DrawingApp, page: bytes):
     return Handler
 
 
-def start_server(app: DrawingApp, port: int = PORT) -> ThreadingHTTPServer:
+class DrawingServer(ThreadingHTTPServer):
+    """http.server's threading server, with room for a burst, a cap on connections, and no tracebacks."""
+
+    request_queue_size = 128  # the listen backlog: a burst of 50 connections waits instead of being reset
+    daemon_threads = True
+
+    def __init__(self, address, handler):
+        super().__init__(address, handler)
+        self.open_connections = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request, client_address):
+        if not self.open_connections.acquire(blocking=False):  # too many at once: 503 at the door
+            try:
+                request.settimeout(1)
+                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                b"Content-Length: 38\r\n\r\n{\"error\": \"busy, try again in a moment\"}")
+            except OSError:
+                pass  # it left already; the door closes either way
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.open_connections.release()
+
+    def handle_error(self, *_):
+        error = sys.exc_info()[1]
+        if not isinstance(error, (ConnectionError, TimeoutError, socket.timeout)):  # a client leaving is no news
+            print(f"drawing page: {type(error).__name__}: {error}")
+
+
+def start_server(app: DrawingApp, port: int = PORT, timeout: float = TIMEOUT, queue: WorkQueue | None = None
+                 ) -> DrawingServer:
     """Serve the app on 127.0.0.1 (this computer only) in a background thread; port 0 picks a free one."""
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(app, PAGE.read_bytes()))
+    server = DrawingServer(("127.0.0.1", port), BaseHTTPRequestHandler)
+    gate = Gatekeeper(server.server_address[1])  # the port is known only once the socket is bound
+    server.RequestHandlerClass = make_handler(app, PAGE.read_bytes(), gate, queue or WorkQueue(), timeout)
+    server.token = gate.token  # for tests and tools that drive the server without the page
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -182,7 +384,7 @@ def main(port: int = PORT, open_browser: bool = True, models_dir: Path = MODELS_
         raise LearnerError(f"cannot listen on port {port} ({error.strerror}): choose another with --port, "
                            "or 0 for any free one") from None
     address = f"http://127.0.0.1:{server.server_address[1]}/"
-    print(f"drawing page: {address}  (on this computer only; Ctrl-C stops it)")
+    print(f"drawing page: {address}  (on this computer only, for this page only; Ctrl-C stops it)")
     if open_browser:
         webbrowser.open(address)
     try:
@@ -200,6 +402,13 @@ def check_knobs(port: int = PORT) -> None:
     check_knob("PORT" if port == PORT else "--port", port, is_whole(port, 0, 65_535),
                "use 0 (any free port) or a port number up to 65535, such as 8765")
     check_knob("MAX_BODY", MAX_BODY, is_whole(MAX_BODY, 10_000), "use a whole number of bytes of at least 10,000")
+    check_knob("MAX_PIXELS", MAX_PIXELS, is_whole(MAX_PIXELS, 10_000), "use a whole number of at least 10,000")
+    check_knob("WORKERS", WORKERS, is_whole(WORKERS, 1, 8), "use a whole number from 1 to 8")
+    check_knob("QUEUE", QUEUE, is_whole(QUEUE, 0, 64), "use a whole number from 0 to 64")
+    check_knob("QUEUE_WAIT", QUEUE_WAIT, is_number(QUEUE_WAIT, 1, 60), "use a number of seconds from 1 to 60")
+    check_knob("MAX_CONNECTIONS", MAX_CONNECTIONS, is_whole(MAX_CONNECTIONS, 16, 256),
+               "use a whole number from 16 to 256")
+    check_knob("TIMEOUT", TIMEOUT, is_number(TIMEOUT, 1, 60), "use a number of seconds from 1 to 60")
     check_knob("SALIENCY_SAMPLES", SALIENCY_SAMPLES, is_whole(SALIENCY_SAMPLES, 1), "use a whole number of at least 1")
 
 

@@ -209,13 +209,13 @@ def finished_member(path: Path, settings: AugmentedCNNSettings, device):
         return None
     try:
         checkpoint = load_checkpoint(path, "06_beyond_99.py")
-    except LearnerError as why:
-        print(f"retraining: {why}")
+        if checkpoint.get("settings") != settings.as_record():
+            print(f"{shown(path)} was trained with other settings: training it again")
+            return None
+        model, checkpoint = load_model(path, "06_beyond_99.py")
+    except LearnerError:  # cut short by a crash, damaged, diverged: this run replaces it
+        print(f"{shown(path)} cannot be used (unreadable, or not a finished network): training it again")
         return None
-    if checkpoint.get("settings") != settings.as_record():
-        print(f"{shown(path)} was trained with other settings: training it again")
-        return None
-    model, checkpoint = load_model(path, "06_beyond_99.py")
     return model.to(device), checkpoint
 
 
@@ -333,8 +333,8 @@ def print_ladder(plan: dict, members: list, ensemble_acc: float) -> list:
 def main(settings: AugmentedCNNSettings | None = None, models: int = MODELS, shifts=SHIFTS, rotations=ROTATIONS,
          out_dir: Path = VIS_DIR, models_dir: Path = MODELS_DIR, data_dir: Path = DATA_DIR) -> dict:
     settings = settings or settings_from_knobs()
-    check_knob("MODELS" if models == MODELS else "--models", models, is_whole(models, 1),
-               "use a whole number of at least 1")
+    check_knob("MODELS" if models == MODELS else "--models", models, is_whole(models, 1, 10),
+               "use a whole number from 1 to 10")
     device, precision, data = start_training(Path(models_dir) / ENSEMBLE_DIR, out_dir, data_dir, fastest=True)
     plan = load_plan_models(models_dir, device)
     figures = []
@@ -422,7 +422,7 @@ def check_knobs() -> None:
     check_knob("ROTATIONS", ROTATIONS, is_list_of(ROTATIONS, lambda d: is_number(d, 0, 180)),
                "use a list of angles in degrees from 0 to 180, such as [0, 10, 20, 30]")
     check_knob("MAX_MISTAKES_DRAWN", MAX_MISTAKES_DRAWN, is_whole(MAX_MISTAKES_DRAWN, 1),
-               "use a whole number of at least 1")
+               "use a whole number from 1 to 10")
 
 
 if __name__ == "__main__":

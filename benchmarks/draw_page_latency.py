@@ -13,6 +13,7 @@ Run:   python benchmarks/draw_page_latency.py      (about 30 s; needs models/cnn
 import base64
 import io
 import json
+import re
 import signal
 import statistics
 import subprocess
@@ -56,10 +57,17 @@ def start_page() -> tuple[subprocess.Popen, str]:
     raise LearnerError("the drawing page did not start (run python 05b_draw_a_digit.py --no-browser to see why)")
 
 
-def ask(address: str, png: bytes) -> tuple[dict, float]:
+def page_token(address: str) -> str:
+    """The token the server wrote into its page, read as the browser reads it: the server answers only its page."""
+    with urllib.request.urlopen(address, timeout=60) as response:
+        return re.search(r'name="page-token" content="([^"]+)"', response.read().decode())[1]
+
+
+def ask(address: str, token: str, png: bytes) -> tuple[dict, float]:
     """One /predict request: the reply and its round trip in milliseconds."""
     body = json.dumps({"image": "data:image/png;base64," + base64.b64encode(png).decode()}).encode()
-    request = urllib.request.Request(address + "predict", data=body, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(address + "predict", data=body,
+                                     headers={"Content-Type": "application/json", "X-Page-Token": token})
     start = time.perf_counter()
     with urllib.request.urlopen(request, timeout=60) as response:
         reply = json.loads(response.read())
@@ -71,9 +79,10 @@ def main(drawings_per_digit: int = DRAWINGS_PER_DIGIT, seed: int = SEED) -> dict
     drawings = [(digit, page_drawing(digit, rng)) for _ in range(drawings_per_digit) for digit in range(10)]
     server, address = start_page()
     try:
+        token = page_token(address)
         for _, png in drawings[:WARM_UP]:
-            ask(address, png)
-        replies = [(digit, *ask(address, png)) for digit, png in drawings]
+            ask(address, token, png)
+        replies = [(digit, *ask(address, token, png)) for digit, png in drawings]
     finally:
         server.send_signal(signal.SIGINT)  # what Ctrl-C sends
         stopped = server.wait(timeout=30)

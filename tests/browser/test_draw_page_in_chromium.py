@@ -96,3 +96,19 @@ def test_clear_resets_the_page(page):
     answer(page, "1")
     page.find_element(By.ID, "clear").click()
     assert answer(page, "draw a digit") == "draw a digit"
+
+
+def test_save_writes_the_drawing_through_the_page(page):
+    """The page's own request, with its token, passes every check of the server; the file is a PNG."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page.find_element(By.ID, "clear").click()
+    draw(page, [[(-70, -80), (70, -80), (-20, 95)]])
+    answer(page, "7")
+    page.find_element(By.ID, "save").click()
+    saved = page.find_element(By.ID, "saved")
+    WebDriverWait(page, 30).until(lambda _: saved.text)
+    assert saved.text.startswith("saved as ") and saved.text.endswith(".png"), saved.text
+    path = draw_page.ROOT / saved.text.removeprefix("saved as ")
+    assert path.read_bytes().startswith(b"\x89PNG")
