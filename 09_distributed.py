@@ -415,11 +415,19 @@ def section_costs(data, team: Team, batch_size: int, dropout: float, steps: int,
         say(f"section 1 measured {sum(trained['epoch_seconds']) / len(trained['epoch_seconds']):.1f} s per epoch "
             f"with {team.world_size} processes (validation included)")
     ratio = costs["ddp_epoch_s"] / costs["one_process_epoch_s"]
-    verdict = (f"{ratio:.2f}x slower" if ratio > 1 else f"{1 / ratio:.2f}x faster")
-    say(f"on this machine, {team.world_size} processes are {verdict} than 1 process with all {cores()} cores. Both "
-        "use the same cores: splitting the batch between processes adds the all-reduce and gains no arithmetic. "
-        "Data parallelism pays when each process brings hardware of its own (a GPU each, or a machine each), "
-        "and when a step's computing outweighs its all-reduce: large models, large batches, fast links.")
+    if ratio >= 1:
+        say(f"on this machine, {team.world_size} processes are {ratio:.2f}x slower than 1 process with all "
+            f"{cores()} cores, as expected: both use the same cores, and splitting the batch between processes "
+            "adds the all-reduce without adding any arithmetic.")
+    else:
+        say(f"on this machine, {team.world_size} processes came out {1 / ratio:.2f}x faster than 1 process with "
+            f"all {cores()} cores. Not because of DDP: a process with {cores()} threads waits at every layer for "
+            "its slowest thread, and when other programs keep the cores busy a thread often waits for a core; "
+            "one thread per process never waits for another. On a quiet machine the two are close, and DDP pays "
+            "its all-reduce.")
+    say("data parallelism pays when each process brings hardware of its own (a GPU each, or a machine each), "
+        "and when a step's computing outweighs its all-reduce: large models, large batches, fast links between "
+        "the machines.")
     return costs
 
 
@@ -504,9 +512,10 @@ def plot_distributed(costs: dict | None, proof: list[dict] | None):
         ax.bar_label(bars, labels=[f"{c + r:.1f} s" for c, r in zip(compute, reduce)], fontsize=10)
         ax.set_ylabel(f"seconds per epoch ({costs['steps_per_epoch']} steps, extrapolated)")
         ax.set_ylim(0, max(c + r for c, r in zip(compute, reduce)) * 1.2)
-        ax.legend(fontsize=9, loc="lower right")
+        ax.legend(fontsize=9, loc="upper right")
+        load = f", load average {costs['load_average']:.1f}" if "load_average" in costs else ""
         ax.set_title(f"The same {costs['cores']} cores, split two ways\n(all-reduce: "
-                     f"{costs['all_reduce_share']:.0%} of a DDP step)")
+                     f"{costs['all_reduce_share']:.0%} of a DDP step{load})")
     if proof:
         ax = next(axes)
         names = [row["case"] for row in proof][::-1]
@@ -518,7 +527,7 @@ def plot_distributed(costs: dict | None, proof: list[dict] | None):
         ax.axvline(EQUAL_WITHIN, color="black", linestyle="--", label=f"{EQUAL_WITHIN:g}")
         ax.set_xscale("log")
         ax.set_xlabel("largest weight difference / largest weight, DDP against one process")
-        ax.legend(fontsize=9, loc="lower right")
+        ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)
         same = [row["case"] for row in proof if row["equal"]]
         ax.set_title(f"What DDP computes, after {proof[0]['steps']} steps (dashed line: {EQUAL_WITHIN:g})\n"
                      f"the same steps: {'; '.join(same) or 'none'}", fontsize=10)
