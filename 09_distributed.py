@@ -127,9 +127,14 @@ def load_data(data_dir: Path, train_images: int | None, eval_images: int | None)
                        (data.test[0][:m], data.test[1][:m]), data.mean, data.std, data.dataset)
 
 
+def collective_device() -> torch.device:
+    """Where small tensors for a collective must live: the GPU for nccl, the CPU for gloo."""
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
 def sum_over_processes(*values: float) -> list[float]:
     """Each number added up over all the processes (one all_reduce)."""
-    totals = torch.tensor(values, dtype=torch.float64)
+    totals = torch.tensor(values, dtype=torch.float64, device=collective_device())
     dist.all_reduce(totals)
     return totals.tolist()
 
@@ -191,7 +196,8 @@ def save_ddp_run(run: TrainedRun, data: MnistSplits, team: Team, models_dir: Pat
     path = Path(models_dir) / (AS_CNN_CHECKPOINT if as_cnn else CHECKPOINT)
     if as_cnn and path.exists():
         keep = previous_path(path)
-        shutil.copyfile(path, keep)
+        shutil.copyfile(path, keep.with_name(keep.name + ".part"))
+        os.replace(keep.with_name(keep.name + ".part"), keep)  # whole or not at all, as every checkpoint
         say(f"--as-cnn: {shown(path)} is replaced; the model it held is kept as {shown(keep)}")
     history = run.history
     metrics = {"best_val_acc": history.best_val_acc, "best_epoch": history.best_epoch,
@@ -331,15 +337,23 @@ def ms_per_step(step, steps: int, warmup: int = 3) -> float:
     """Milliseconds per call of step(), after a few calls that warm the caches up."""
     for _ in range(warmup):
         step()
+    finish_gpu_work()
     start = time.perf_counter()
     for _ in range(steps):
         step()
+    finish_gpu_work()
     return (time.perf_counter() - start) / steps * 1000
+
+
+def finish_gpu_work() -> None:
+    """A GPU runs ahead of Python: wait for it before reading the clock (nothing to do on a CPU)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 def slowest(value: float) -> float:
     """The largest value over all processes: a DDP step lasts as long as its slowest process's."""
-    t = torch.tensor([value], dtype=torch.float64)
+    t = torch.tensor([value], dtype=torch.float64, device=collective_device())
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return t.item()
 

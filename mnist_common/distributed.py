@@ -234,8 +234,9 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         var = _SumOverProcesses.apply(centred.pow(2).sum(dims)) / count  # (C,), biased, as BN normalizes
         with torch.no_grad():
             self.num_batches_tracked.add_(1)
-            self.running_mean.lerp_(mean, self.momentum)
-            self.running_var.lerp_(var * count / (count - 1), self.momentum)  # the unbiased estimate, as BN keeps
+            weight = self.momentum if self.momentum is not None else 1 / self.num_batches_tracked.item()
+            self.running_mean.lerp_(mean, weight)
+            self.running_var.lerp_(var * count / (count - 1), weight)  # the unbiased estimate, as BN keeps it
         y = centred * torch.rsqrt(var + self.eps)[None, :, None, None]
         return y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
 
