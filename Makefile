@@ -15,7 +15,7 @@ STEPS := \
 	"04_improved_model.py" \
 	"05_understand_model.py"
 
-.PHONY: setup data run check-guide beyond draw test test-browser test-all-precisions lint check-models bench clean
+.PHONY: setup data run check-guide beyond distributed draw test test-browser test-all-precisions lint check-models bench clean
 
 setup: $(VENV)/.installed $(DATA_STAMP)
 
@@ -52,6 +52,11 @@ check-guide: setup
 # 15 to 20 minutes on a 2-core CPU with native bf16. A rerun after Ctrl-C continues where it stopped.
 beyond: setup
 	$(PY) 06_beyond_99.py
+
+# More than one process (not part of make run): 04's CNN trained by 2 processes with DistributedDataParallel,
+# the proof of what DDP computes, and its costs, 2 to 3 minutes on a 2-core CPU. torchrun starts the processes.
+distributed: setup
+	$(VENV)/bin/torchrun --standalone --nproc_per_node=2 09_distributed.py
 
 # The drawing page: draw a digit in your browser and watch your CNN and MLP answer (Ctrl-C stops it).
 draw: setup
