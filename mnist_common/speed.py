@@ -9,6 +9,7 @@ next to it. Both are estimates with their assumptions stated, not measurements.
 from __future__ import annotations
 
 import os
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,6 +150,17 @@ def physical_cores() -> int:
         return len(usable)
     except (OSError, AttributeError, ValueError):  # no /proc (macOS, Windows) or no affinity call
         return os.cpu_count() or 1
+
+
+def cpu_name() -> str:
+    """The processor's name as the system reports it ("AMD EPYC 9B14", "Apple M2"...)."""
+    try:
+        for line in CPUINFO.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "an unknown CPU"
 
 
 @dataclass
