@@ -32,6 +32,7 @@ Writes:  visualizations/08_speed_ladder.png
 """
 
 import contextlib
+import logging
 import os
 import statistics
 import time
@@ -267,6 +268,8 @@ def compile_network(model, rung: Rung, batch_sizes: set[int]):
     """torch.compile the model, and run it once (forward and backward) for each batch size, so the
     compiling happens here, timed apart, not during the race. Returns (compiled model, seconds)."""
     start = time.perf_counter()
+    # torch's C++ builder warns, on a machine without CUDA, that it found no CUDA: true, and beside the point
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     try:
         compiled = torch.compile(model)
         for size in sorted(batch_sizes):  # the last batch of an epoch may be smaller: a second shape
@@ -496,7 +499,7 @@ def report_race(result: RaceResult, settings: RaceSettings) -> None:
 
 def run_ladder(ladder: list[Rung], data: RaceData, settings: RaceSettings, progress: bool = True) -> list[RaceResult]:
     """Each rung's race, one after the other, printed as it finishes."""
-    results = []
+    results, default_threads = [], torch.get_num_threads()
     for number, rung in enumerate(ladder):
         print(f"\n== Rung {number}: {rung.change} ==")
         say(describe(rung, settings))
@@ -511,6 +514,9 @@ def run_ladder(ladder: list[Rung], data: RaceData, settings: RaceSettings, progr
             results.append(RaceResult(rung, skipped=f"torch.compile unavailable ({why})"))
             continue
         report_race(result, settings)
+        if rung.key == "threads" and rung.threads == default_threads:
+            say(f"PyTorch already used {default_threads} threads, one per physical core: on this machine this rung "
+                "changes nothing, and its time shows how much two identical runs differ")
         results.append(result)
     return results
 
@@ -527,7 +533,7 @@ def ladder_table(results: list[RaceResult], settings: RaceSettings) -> list[dict
         rows.append({"rung": number, "change": result.rung.change, "seconds": result.seconds,
                      "vs_previous": speedup(previous, result.seconds), "vs_start": speedup(first, result.seconds),
                      "epochs": result.epochs if not result.skipped else None, "test_acc": result.test_acc,
-                     "skipped": result.skipped})
+                     "compile_seconds": result.compile_seconds, "skipped": result.skipped})
         if not result.skipped:
             previous = result.seconds
     width = max(len(row["change"]) for row in rows) + 2 if rows else 10
@@ -592,7 +598,7 @@ def arithmetic(result: RaceResult, train_images: int) -> dict:
 
 
 def report_arithmetic(first: RaceResult, last: RaceResult, train_images: int) -> dict:
-    """The last rung's arithmetic per epoch and its speed against this CPU's estimated peak."""
+    """The fastest rung's (`last`) arithmetic per epoch, and its speed against this CPU's estimated peak."""
     ours, theirs = arithmetic(last, train_images), arithmetic(first, train_images)
     print(f"{ours['network']}: multiply-adds for one image, from each layer's shape")
     for name, count in ours["multiply_adds"].items():
@@ -604,9 +610,9 @@ def report_arithmetic(first: RaceResult, last: RaceResult, train_images: int) ->
         "gradient for its inputs and one for its weights, each about a forward pass's work; the first layer needs no "
         f"input gradient, so a little less): {ours['epoch_flops'] / 1e9:.0f} GFLOP per epoch of "
         f"{train_images:,} images")
-    say(f"measured: {ours['seconds_per_epoch']:.2f} s per epoch = {ours['gflops']:.0f} GFLOP/s "
-        f"(the conventional rung: {theirs['gflops']:.0f} GFLOP/s; each step also pays for the optimizer, "
-        "slicing batches, pooling and ReLU, which this count leaves out)")
+    say(f"measured: {ours['seconds_per_epoch']:.2f} s per epoch = {ours['gflops']:.0f} GFLOP/s of counted "
+        f"arithmetic (the conventional rung: {theirs['seconds_per_epoch']:.1f} s per epoch, "
+        f"{theirs['gflops']:.0f} GFLOP/s)")
     peak = this_cpu_peak()
     if peak is None:
         say("this CPU's peak: unknown here (no /proc/cpuinfo to read its flags and clock from)")
@@ -617,8 +623,9 @@ def report_arithmetic(first: RaceResult, last: RaceResult, train_images: int) ->
         f"({peak.simd}; assuming {peak.assumption}) = {peak.fp32_gflops:.0f} GFLOP/s in fp32, "
         f"{peak.bf16_gflops:.0f} in bf16"
         + (f" ({cpu_bf16_feature()} doubles it)" if peak.bf16_per_cycle > peak.fp32_per_cycle else " (no native bf16)"))
-    say(f"the last rung trained in {last.rung.precision} at {ours['gflops'] / used:.0%} of that {last.rung.precision} "
-        "peak: small layers keep the cores waiting on memory and on bookkeeping between operations")
+    say(f"the fastest rung trained in {last.rung.precision} at {ours['gflops'] / used:.0%} of that "
+        f"{last.rung.precision} peak. The gap: work this count leaves out (pooling, ReLU, the optimizer, zeroing "
+        "gradients), and layers this small, which cannot keep every vector unit busy; the profile above shows where")
     return {"ours": ours, "conventional": theirs, "peak": peak, "share_of_peak": ours["gflops"] / used}
 
 
@@ -632,8 +639,9 @@ def fastest_recipe(results: list[RaceResult]) -> RaceResult | None:
     if last.rung.compiled and len(ran) > 1:
         before = ran[-2]
         if before.seconds is not None and (last.seconds is None or before.seconds <= last.seconds):
-            say(f"torch.compile did not make this run faster ({speedup(before.seconds, last.seconds)} of the rung "
-                "before): the seeds run without it")
+            say(f"torch.compile did not make this run faster (it trained at {speedup(before.seconds, last.seconds)} "
+                f"the speed of the rung before, after {last.compile_seconds:.1f} s of compiling): the fastest recipe "
+                "is the rung before it")
             return before
     return last
 
@@ -680,6 +688,8 @@ def plot_ladder(rows: list[dict], settings: RaceSettings, machine: str, fastest_
         seconds = f"{row['seconds']:.0f} s" if row["seconds"] >= 100 else f"{row['seconds']:.1f} s"
         gains = [f"{row['vs_previous']} the rung above" if row["vs_previous"] != "-" and position else "",
                  f"{row['vs_start']} the start" if row["vs_start"] != "-" and position > 1 else ""]
+        if row.get("compile_seconds"):
+            gains.append(f"after {row['compile_seconds']:.0f} s of compiling")
         text = seconds + ("  (" + ", ".join(g for g in gains if g) + ")" if any(gains) else "")
         ax.text(row["seconds"] * 1.05, position, text, va="center", fontsize=9)
     ax.set_yticks(list(positions), labels)
@@ -736,23 +746,24 @@ def main(settings: RaceSettings | None = None, rungs=RUNGS, seeds=SEEDS, profile
     print("\n== The ladder ==")
     rows = ladder_table(results, settings)
 
-    print("\n== Where the time goes ==")
+    fastest = fastest_recipe(results)  # the last rung, unless torch.compile made it slower
+    fastest_rung = next((number for number, result in enumerate(results) if result is fastest), None)
+
+    print("\n== Where the time goes: the first rung and the fastest ==")
     ran = [result for result in results if not result.skipped]
     profiles, flops = {}, None
-    for result in ran[:1] + ran[-1:] if len(ran) > 1 else ran:  # the first and the last rung
+    for result in ran[:1] + ([fastest] if fastest is not ran[0] else []) if ran else []:
         print(f"{result.rung.change}: {profile_steps} steps under torch.profiler")
         profiles[result.rung.key] = profile_rung(result.rung, data, settings, profile_steps, top_operators)
-    if ran:
-        flops = report_arithmetic(ran[0], ran[-1], train_images)
+    if fastest:
+        flops = report_arithmetic(ran[0], fastest, train_images)
 
-    print(f"\n== No lucky seed: the fastest recipe, {len(seeds)} seeds ==")
-    fastest = fastest_recipe(results)
+    print(f"\n== No lucky seed: the fastest recipe (rung {fastest_rung}), {len(seeds)} seeds ==")
     summary = seed_runs(fastest, data, settings, seeds, progress) if fastest and seeds else None
 
     print("\n== Figure ==")
     start = results[0].seconds if results and results[0].rung.key == "conventional" else None
     machine = f"{cpu_name()}, {plural(cores, 'core')}, {train_images:,} training images"
-    fastest_rung = results.index(fastest) if fastest in results else None
     figure = save_figure(plot_ladder(rows, settings, machine, fastest_rung), out_dir, FIGURE)
     final = final_line(summary, start, settings)
     print(f"\n{final}")
