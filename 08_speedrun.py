@@ -27,7 +27,8 @@ The rungs, each keeping every change above it:
      of the five-seed recipe where it does not help)
 The conventional recipe stops at 99% instead of finishing its 14 epochs.
 
-Run:     python 08_speedrun.py    (make speedrun; most of its minutes go to the first two rungs)
+Run:     python 08_speedrun.py    (make speedrun; about 12 minutes on a 2-core CPU, 8 of them in rungs
+                                   0 and 1, which train the conventional network for 4-5 epochs each)
 Writes:  visualizations/08_speed_ladder.png
 """
 
@@ -95,7 +96,7 @@ PEAK_LR = 0.01  # from rung 3 on: Adam's learning rate at the peak of the one-cy
 ADAM_BETAS = (0.7, 0.9)  # Adam's two memories (defaults 0.9, 0.999): shorter ones follow a short run's fast changes
 SEED = 0  # starting weights and batch order of every rung of the ladder (any integer)
 SEEDS = [0, 1, 2, 3, 4]  # the fastest recipe is run once per seed, to show it was not luck (3-10 seeds)
-PROFILE_STEPS = 5  # training steps profiled for the first and the last rung, after 2 unprofiled ones (3-20)
+PROFILE_STEPS = 10  # training steps profiled for the first and the fastest rung, after 2 unprofiled ones (3-30)
 TOP_OPERATORS = 8  # rows of each profile (5-20)
 
 RUNGS = ["conventional", "tensors", "small_net", "one_cycle", "channels_last", "bf16", "threads", "compile"]
@@ -586,6 +587,22 @@ def profile_rung(rung: Rung, data: RaceData, settings: RaceSettings, steps: int,
     return {"operators": rows, "step_ms": step_ms, "fetching_ms": fetching}
 
 
+def report_data_path(results: list[RaceResult]) -> float | None:
+    """What the DataLoader cost per epoch: rungs 0 and 1 train on identical batches (ShuffledOrder), so
+    the difference of their seconds per epoch is the data path alone. The profiler's share above
+    overstates it, since the profiler adds its own bookkeeping to each of the hundreds of tiny
+    operations that converting images one by one takes."""
+    by_key = {result.rung.key: result for result in results if not result.skipped}
+    if not {"conventional", "tensors"} <= by_key.keys():
+        return None
+    loader, tensors = by_key["conventional"].seconds_per_epoch, by_key["tensors"].seconds_per_epoch
+    cost = loader - tensors
+    say(f"the DataLoader's cost, measured without the profiler: {loader:.1f} s per epoch against {tensors:.1f} s "
+        f"for tensors in memory, on the same batches: {cost:.1f} s per epoch ({cost / loader:.0%} of the "
+        "conventional rung's time); the rest is the network's arithmetic")
+    return cost
+
+
 def arithmetic(result: RaceResult, train_images: int) -> dict:
     """FLOPs of one epoch from the layer shapes, and the speed the race achieved."""
     model = NETWORKS[result.rung.network]()
@@ -755,6 +772,7 @@ def main(settings: RaceSettings | None = None, rungs=RUNGS, seeds=SEEDS, profile
     for result in ran[:1] + ([fastest] if fastest is not ran[0] else []) if ran else []:
         print(f"{result.rung.change}: {profile_steps} steps under torch.profiler")
         profiles[result.rung.key] = profile_rung(result.rung, data, settings, profile_steps, top_operators)
+    report_data_path(results)
     if fastest:
         flops = report_arithmetic(ran[0], fastest, train_images)
 
