@@ -12,6 +12,7 @@ Each module holds one kind of thing; everything is re-exported here.
   checkpoints.py  saving and loading models, and never replacing a good one by accident
   experiments.py  the experiment log, models/experiments.csv
   figures.py      save_figure, log_scale, and the figures several scripts draw
+  speed.py        08's two networks, counting a network's arithmetic, and this CPU's estimated peak
 
 Run `python -m mnist_common` to fetch and verify the data and nothing else.
 """
@@ -89,6 +90,17 @@ from .runtime import (
     set_seed,
     shown,
 )
+from .speed import (
+    ConventionalCNN,
+    CpuPeak,
+    FastCNN,
+    count_multiply_adds,
+    cpu_name,
+    cpu_peak,
+    physical_cores,
+    this_cpu_peak,
+    training_flops_per_image,
+)
 from .training import (
     AT_CHANCE,
     AugmentedCNNSettings,
@@ -133,11 +145,14 @@ __all__ = [
     "VIS_DIR",
     "AugmentedCNNSettings",
     "CNNSettings",
+    "ConventionalCNN",
+    "CpuPeak",
     "Dataset",
     "DeepCNN",
     "DivergedError",
     "Ensemble",
     "EpochStats",
+    "FastCNN",
     "History",
     "LearnerError",
     "MLPSettings",
@@ -153,9 +168,12 @@ __all__ = [
     "check_knob",
     "check_shifts",
     "count_batches",
+    "count_multiply_adds",
     "count_parameters",
     "cpu_bf16_feature",
     "cpu_has_native_bf16",
+    "cpu_name",
+    "cpu_peak",
     "current_dataset",
     "dead_channels",
     "describe_arch",
@@ -181,6 +199,7 @@ __all__ = [
     "one_cycle",
     "overfitting_note",
     "parse_no_options",
+    "physical_cores",
     "pick_device",
     "pick_precision",
     "pixel_stats",
@@ -208,7 +227,9 @@ __all__ = [
     "shifted_accuracy",
     "shown",
     "start_training",
+    "this_cpu_peak",
     "train_cnn",
     "train_mlp",
     "train_one_epoch",
+    "training_flops_per_image",
 ]
