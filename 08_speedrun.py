@@ -597,6 +597,11 @@ def report_data_path(results: list[RaceResult]) -> float | None:
         return None
     loader, tensors = by_key["conventional"].seconds_per_epoch, by_key["tensors"].seconds_per_epoch
     cost = loader - tensors
+    if cost <= 0:
+        say(f"the DataLoader's cost cannot be read from this run: rung 1 took {tensors:.1f} s per epoch against "
+            f"{loader:.1f} s for rung 0 on the same batches, so something else slowed the machine meanwhile; "
+            "run again on a quiet machine")
+        return None
     say(f"the DataLoader's cost, measured without the profiler: {loader:.1f} s per epoch against {tensors:.1f} s "
         f"for tensors in memory, on the same batches: {cost:.1f} s per epoch ({cost / loader:.0%} of the "
         "conventional rung's time); the rest is the network's arithmetic")

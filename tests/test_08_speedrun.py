@@ -235,6 +235,16 @@ def test_fastest_rung_beats_chance_by_far_in_a_fraction_of_an_epoch(speedrun, ra
     assert result.test_acc > 0.90
 
 
+def test_dataloader_cost_is_the_difference_of_rungs_0_and_1(speedrun, ladder, capsys):
+    def result(key, seconds):
+        return speedrun.RaceResult(ladder[key], trained_seconds=seconds, steps=1688, steps_per_epoch=844)
+
+    assert speedrun.report_data_path([result("conventional", 100.0), result("tensors", 80.0)]) == pytest.approx(10.0)
+    assert "10.0 s per epoch (20% of" in capsys.readouterr().out
+    assert speedrun.report_data_path([result("conventional", 80.0), result("tensors", 100.0)]) is None  # a busy machine
+    assert "cannot be read from this run" in capsys.readouterr().out
+
+
 def test_fastest_recipe_leaves_out_a_compile_that_did_not_help(speedrun, ladder):
     threads = speedrun.RaceResult(ladder["threads"], seconds=4.0)
     slower = speedrun.RaceResult(ladder["compile"], seconds=5.0)
