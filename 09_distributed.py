@@ -18,7 +18,7 @@ starts the processes and connects them. This script:
   4. with --ensemble, trains 06's networks instead, one per process, with no gradients shared;
   5. prints the torchrun lines that run it on several machines.
 
-Run:     torchrun --standalone --nproc_per_node=2 09_distributed.py       (make distributed; 2-3 min on 2 cores)
+Run:     torchrun --standalone --nproc_per_node=2 09_distributed.py       (make distributed; under 2 min on 2 cores)
          torchrun --standalone --nproc_per_node=2 09_distributed.py --ensemble   (06's networks, one per process)
          add --as-cnn to save the CNN as models/cnn.pt, the model 05 reads (the old one is kept as cnn.prev.pt)
 Writes:  models/cnn_ddp.pt (models/cnn.pt with --as-cnn), a row in models/experiments.csv,
@@ -525,8 +525,8 @@ def plot_distributed(costs: dict | None, proof: list[dict] | None):
         bars = ax.bar(names, reduce, bottom=compute, color="tab:orange", hatch="//", label="all-reduce (not hidden)")
         ax.bar_label(bars, labels=[f"{c + r:.1f} s" for c, r in zip(compute, reduce)], fontsize=10)
         ax.set_ylabel(f"seconds per epoch ({costs['steps_per_epoch']} steps, extrapolated)")
-        ax.set_ylim(0, max(c + r for c, r in zip(compute, reduce)) * 1.2)
-        ax.legend(fontsize=9, loc="upper right")
+        ax.set_ylim(0, max(c + r for c, r in zip(compute, reduce)) * 1.45)  # room for the legend above the labels
+        ax.legend(fontsize=9, loc="upper left", ncol=2)
         load = f", load average {costs['load_average']:.1f}" if "load_average" in costs else ""
         ax.set_title(f"The same {costs['cores']} cores, split two ways\n(all-reduce: "
                      f"{costs['all_reduce_share']:.0%} of a DDP step{load})")

@@ -59,7 +59,7 @@ speedrun: setup
 	$(PY) 08_speedrun.py
 
 # More than one process (not part of make run): 04's CNN trained by 2 processes with DistributedDataParallel,
-# the proof of what DDP computes, and its costs, 2 to 3 minutes on a 2-core CPU. torchrun starts the processes.
+# the proof of what DDP computes, and its costs, under 2 minutes on a quiet 2-core CPU. torchrun starts the processes.
 distributed: setup
 	$(VENV)/bin/torchrun --standalone --nproc_per_node=2 09_distributed.py
 
