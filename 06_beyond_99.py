@@ -422,7 +422,7 @@ def check_knobs() -> None:
     check_knob("ROTATIONS", ROTATIONS, is_list_of(ROTATIONS, lambda d: is_number(d, 0, 180)),
                "use a list of angles in degrees from 0 to 180, such as [0, 10, 20, 30]")
     check_knob("MAX_MISTAKES_DRAWN", MAX_MISTAKES_DRAWN, is_whole(MAX_MISTAKES_DRAWN, 1),
-               "use a whole number from 1 to 10")
+               "use a whole number of at least 1")
 
 
 if __name__ == "__main__":

@@ -356,8 +356,8 @@ def prepare_image(gray: np.ndarray, name: str = "the image") -> PreparedDigit:
     clean = remove_background(ink)
     mask = ink_mask(clean)
     if mask.sum() == 0:
-        raise NothingToReadError(f"{name} looks blank or too faint: no ink stands out from the paper (draw the digit "
-                           "darker, or on a plainer background)")
+        raise NothingToReadError(f"{name} looks blank or too faint: no ink stands out from the paper (draw the "
+                                 "digit darker, or on a plainer background)")
     mask = keep_strokes(mask)
     if mask.sum() < 12 or max(np.ptp(np.nonzero(mask)[0]), np.ptp(np.nonzero(mask)[1])) < 6:
         raise NothingToReadError(f"{name} holds only a speck of ink, not a digit: draw the digit larger")
