@@ -53,10 +53,13 @@ CLAIMS = [  # (guide phrase, log phrase, tolerance)
     ("| 0.01 | {}% |", "lr 0.01 #% {}%", TRAINED),
     ("| 0.0001 | {}% |", "lr 0.0001 #% {}%", TRAINED),
     # Phase 3b: seeded NumPy in float64, the same everywhere
-    ("difference from the hand gradients is {} x 10^-7", "finite differences, 80 weights and biases: {}e-07", EXACT),
+    # ... except two numbers made of rounding: finite differences divide the last bits of two costs by
+    # 2 x 10^-6, and N(0, 1)'s saturated network amplifies them; the BLAS adds up in another order on
+    # another processor (measured: 3.2 and 2.3 x 10^-7, 84.9% and 86.0% on two EPYC machines)
+    ("difference from the hand gradients is {} x 10^-7", "finite differences, 80 weights and biases: {}e-07", 1.5),
     ("product per layer per batch, reach {}% on the test set", "test accuracy {}%; ", EXACT),
     ("it is 48% at the start and {}% after training", "48% at the start, {}% after training", EXACT),
-    ("After one epoch: {}% against", "N(0, 1) # {}%", EXACT),
+    ("After one epoch: {}% against", "N(0, 1) # {}%", 2.0),
     ("keeps every layer's gradient alike (0.16 to 0.18) and reaches {}%", "ReLU, He N(0, 2/n_in) # # # # # {}%", EXACT),
     ("the validation cost turns upward again ({} at its lowest", "sum of squared weights 0 #% #% # # {}", EXACT),
     # Phase 4: 03 --experiment all
