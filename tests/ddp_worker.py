@@ -7,7 +7,6 @@ not the models) to RESULT.json. With "die": RANK in KNOBS.json, that process kil
 (SIGKILL, no goodbye) as its first training epoch starts, as a crashed machine would.
 """
 
-import importlib.util
 import json
 import os
 import signal
@@ -17,14 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from conftest import script as load  # noqa: E402  (tests/ is this file's folder: the tests' one loader)
 from mnist_common import friendly_errors  # noqa: E402
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("distributed_09", ROOT / "09_distributed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def plain(value):
@@ -40,7 +33,7 @@ def plain(value):
 
 def main() -> None:
     knobs, result_path = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2])
-    script = load_script()
+    script = load("09_distributed.py")
     die = knobs.pop("die", None)
     if die is not None and int(os.environ["RANK"]) == die:
         real = script.train_one_epoch
