@@ -516,8 +516,8 @@ def report_race(result: RaceResult, settings: RaceSettings) -> None:
     speed = f"{result.steps_per_second:.1f} steps/s, {result.seconds_per_epoch:.1f} s per epoch"
     if result.estimated_steps:
         say(f"reaches {settings.target:.1%} after {result.estimated_steps} steps, as rung 0 did: "
-            f"{result.seconds:.1f} s of training at the {speed} measured; test accuracy {result.test_acc:.2%}, rung 0's, whose weights "
-            "it would have step for step")
+            f"{result.seconds:.1f} s of training at the {speed} measured; test accuracy {result.test_acc:.2%}, "
+            "rung 0's, whose weights it would have step for step")
     elif result.seconds is not None:
         say(f"reached {settings.target:.1%} at epoch {result.epochs:.2f} after {result.seconds:.1f} s of training "
             f"({speed}); test accuracy {result.test_acc:.2%}")
