@@ -89,6 +89,18 @@ CLAIMS = [  # (guide phrase, log phrase, tolerance)
     ("Here T = {}.", "temperature fitted on the validation set: T = {}", 0.15),
     ("| CNN | 99.2% | 98.1% | 96.1% | 92.7% | {}% |", "0.1 #% {}% 0.15", 2.0),
     ("| MLP | 97.9% | 92.2% | 75.3% | 49.4% | {}% |", "0.1 {}% #% 0.15", 4.0),
+    ("and {}% of its mistakes are made with more", "{}% of mistakes are made with more than 90%", 10),
+    ("the ECE goes from {} to", "before ECE {} test NLL", SMALL / 2),
+    ("the ECE goes from 0.0019 to {} and", "after ECE {} test NLL", SMALL / 2),
+    ("the NLL falls from {} to", "validation NLL {} after", SMALL),
+    ("Ours: 4 and 9 ({} mistakes)", "most confused: 4 and 9 ({})", 4),
+    ("with an AUROC of {} (1 would mean", "CNN: AUROC {} for the rule", SMALL),
+    ("the energy score alone: {}), answers", "CNN: AUROC # for the rule, {} for the energy score", SMALL * 2),
+    ("answers {}% of the test digits and", "CNN: AUROC # for the rule, # for the energy score alone (1 = every digit "
+     "scores above every non-digit). It refuses below #% (the probability that 99.5% of held-back validation "
+     "digits reach): it answers {}%", 0.5),
+    ("the MLP: AUROC {} (", "MLP: AUROC {} for the rule", SMALL * 2),
+    ("the MLP: AUROC 0.985 ({} for energy alone)", "MLP: AUROC # for the rule, {} for the energy", 0.03),
 ]
 
 
