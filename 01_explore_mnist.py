@@ -214,7 +214,7 @@ def plot_similarity(distances, per_digit_accuracy, overall, classes, item: str):
         for j in range(10):
             if i != j:
                 far = distances[i, j] > distances.max() * 0.75
-                left.text(j, i, f"{distances[i, j]:.1f}", ha="center", va="center", fontsize=7,
+                left.text(j, i, f"{distances[i, j]:.2f}", ha="center", va="center", fontsize=6,
                           color="white" if far else "black")
     rotation = 0 if len(classes[0]) == 1 else 45
     left.set_xticks(range(10), classes, rotation=rotation, ha="right" if rotation else "center")

@@ -285,8 +285,10 @@ def plot_experiment(name: str, results: dict):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"Experiment '{name}': the same network and data, one change at a time\n"
-                 "lower is better in both panels; x: a run that diverged, up to its last finished epoch")
+    diverged = any(r["diverged"] for r in results.values())
+    fig.suptitle(f"Experiment '{name}': the same data, each line the knobs at the top of 03_train_model.py with "
+                 "the changes its label names\nlower is better in both panels"
+                 + ("; x: a run that diverged, up to its last finished epoch" if diverged else ""))
     return fig
 
 

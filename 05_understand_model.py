@@ -50,6 +50,7 @@ from mnist_common import (
     is_whole,
     load_mnist,
     load_model,
+    log_scale,
     missing_model_message,
     model_colors,
     pick_device,
@@ -350,7 +351,8 @@ def plot_confidence(probs, labels):
     for ax, group, colour, name in ((axes[0], right, "tab:green", "right"), (axes[1], ~right, "tab:red", "wrong")):
         counts, _, bars = ax.hist(confidence[group].numpy(), bins=bins, color=colour, edgecolor="black")
         ax.bar_label(bars, labels=[f"{int(c):,}" if c else "" for c in counts], fontsize=8)
-        ax.set_yscale("log" if name == "right" else "linear")
+        if name == "right":
+            log_scale(ax)  # labelled 1, 10, 100, 1,000 rather than powers of ten
         ax.set_xlabel("top probability (the network's confidence)")
         ax.set_ylabel("answers" + (" (log scale)" if name == "right" else ""))
         sure = (confidence[group] > 0.9).float().mean().item()

@@ -46,6 +46,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from matplotlib.patches import Patch
 from PIL import Image
 from torch.profiler import ProfilerActivity, profile
 from torchvision import transforms
@@ -753,12 +754,15 @@ def plot_ladder(rows: list[dict], settings: RaceSettings, machine: str, fastest_
             gains.append("rung 0's steps")
         text = seconds + ("  (" + ", ".join(g for g in gains if g) + ")" if any(gains) else "")
         ax.text(row["seconds"] * 1.05, position, text, va="center", fontsize=9)
+    ax.legend(handles=[Patch(color="tab:gray", label="the conventional recipe"),
+                       Patch(color="tab:green", label="the fastest recipe, run again with every seed")],
+              loc="center right", fontsize=8)
     ax.set_yticks(list(positions), labels)
     ax.invert_yaxis()  # the conventional recipe on top, the fastest at the bottom
     reached = [v for v in values if v == v]
     if reached:
         log_scale(ax, "x")
-        ax.set_xlim(min(reached) / 1.6, max(reached) * 3)  # room for the labels right of the longest bar
+        ax.set_xlim(min(reached) / 1.6, max(reached) * 20)  # room for the labels right of the longest bar
     ax.set_xlabel(f"training seconds to {settings.target:.1%} validation accuracy (log scale; the clock stops "
                   "during checks)")
     ax.grid(axis="x", alpha=0.3)

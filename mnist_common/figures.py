@@ -118,7 +118,7 @@ def log_scale(ax, axis: str = "y") -> None:
     target = ax.yaxis if axis == "y" else ax.xaxis
     (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
     target.set_major_locator(ReadableLogLocator())
-    target.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.4g}"))
+    target.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}" if value >= 1000 else f"{value:.4g}"))
     target.set_minor_formatter(NullFormatter())
 
 
