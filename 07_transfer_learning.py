@@ -20,7 +20,7 @@ share one loop, `fit_with_patience`; `read_image_folder` reads your folder; `Ope
 "none of these". The example symbols are drawn by mnist_common/symbols.py.
 
 Run:     python 07_transfer_learning.py                    (both parts, on the example symbols;
-                                                             make transfer; about 10 minutes on 2 cores)
+                                                             make transfer; about 15 minutes on one core)
          python 07_transfer_learning.py --dataset DIR      (part 2 on your own folder)
          python 07_transfer_learning.py --image a.png b.png (answer with your classes)
          python 07_transfer_learning.py --export-example-dataset DIR  (the example symbols, as files)
@@ -76,6 +76,7 @@ from mnist_common.transfer import (
     answer_pictures,
     attach_head,
     body_features,
+    class_folders,
     fine_tune,
     fit_open_set_rule,
     from_scratch,
@@ -497,6 +498,8 @@ def main(settings: Settings | None = None, dataset_dir=None, image_paths=None, m
         return {"exported": written}
     if image_paths:
         return answer_files(image_paths, model_path, models_dir)
+    if dataset_dir is not None:
+        class_folders(dataset_dir)  # a missing, empty or one-class folder stops here, before any work
     ensure_writable(models_dir, "checkpoints")
     ensure_writable(out_dir, "figures")
     device = pick_device()

@@ -54,7 +54,7 @@ beyond: setup
 	$(PY) 06_beyond_99.py
 
 # Teach it something new (not part of make run): how much of the MNIST CNN transfers to Fashion-MNIST with
-# 1 to 1,000 images per class, then your own classes (the example symbols unless --dataset DIR), 5-15 minutes on 2 cores.
+# 1 to 1,000 images per class, then your own classes (the example symbols unless --dataset DIR), about 15 minutes on one core.
 transfer: setup
 	$(PY) 07_transfer_learning.py
 
