@@ -156,7 +156,8 @@ class DrawingApp:
         saliency = saliency / saliency.abs().max().clamp_min(1e-8)  # -1 to 1, for the page's colours
         classes = taught[1] if taught is not None else [str(d) for d in range(len(verdict.probs))]
         return {"verdict": kind, "text": text, "digit": top if kind != "not a digit" else None,  # a class's index
-                "name": classes[top] if kind != "not a digit" else None, "classes": classes, "cnn": probs.tolist(), "mlp": mlp_probs.tolist(),
+                "name": classes[top] if kind != "not a digit" else None, "classes": classes,
+                "cnn": probs.tolist(), "mlp": mlp_probs.tolist(),
                 "view": prepared.view.flatten().tolist(), "saliency": saliency.flatten().tolist(),
                 "note": "; ".join(prepared.notes), "milliseconds": 1000 * (time.perf_counter() - start)}
 
@@ -252,6 +253,9 @@ class Teacher:
             if not ready:
                 raise RefusedError(400, "teach a class first: type its name, draw it, and press \"add example\" "
                                         "at least twice")
+            if len(ready) > MAX_TAUGHT_CLASSES:  # folders made by hand: the page learns at most this many
+                raise RefusedError(400, f"{shown(self.folder)}/ holds {len(ready)} classes, and the page learns at "
+                                        f"most {MAX_TAUGHT_CLASSES}: move some of them out")
             self.status = {"state": "learning", "progress": 0.0, "message": "reading your drawings"}
         threading.Thread(target=self._learn, args=(sorted(ready),), daemon=True).start()
         return dict(self.status)
