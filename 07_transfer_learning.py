@@ -7,8 +7,9 @@ anything for pictures that are not digits? This script measures it, then uses it
    as the starting point for Fashion-MNIST's clothes, with 1, 5, 10, 50, 100 and 1,000 labelled
    images per class (the same seeded images for every method), three ways: a new last layer on
    the frozen features ("head only"), the whole network fine-tuned, and the same network from
-   scratch, each stopped on validation images. It says where pretraining stops helping, and
-   tries the reverse (a Fashion-MNIST CNN as the start for digits) in one line.
+   scratch, each stopped on validation images. It says where pretraining stops helping, asks
+   whether the convolutions transfer better than the last dense layer (a new last layer on
+   their output), and tries the reverse (a Fashion-MNIST CNN as the start for digits) in one line.
 2. **Your own classes.** A folder of your own images, one subfolder per class (torchvision's
    ImageFolder layout), every image prepared exactly as `05_understand_model.py --image` does.
    A seeded share of each class is held out; both ways of transferring are trained on the rest
@@ -77,6 +78,7 @@ from mnist_common.transfer import (
     attach_head,
     body_features,
     class_folders,
+    features_read_by,
     fine_tune,
     fit_open_set_rule,
     from_scratch,
@@ -106,6 +108,7 @@ BODY_RATE = 0.0003  # fine-tuning: the trained layers move gently, so they keep 
 TUNED_HEAD_RATE = 0.003  # fine-tuning: the new last layer's learning rate (0.001-0.01)
 SCRATCH_RATE = 0.001  # from scratch: Adam's usual learning rate (0.0003-0.003)
 HELPS_BY = 1.0  # pretraining "helps" while a pretrained start beats scratch by more than this many points (0.5-3)
+CONV_SIZES = [10, 100]  # sizes at which a new last layer also reads the frozen convolutions' output (1-5,000)
 REVERSE_PER_CLASS = 10  # the reverse (Fashion-MNIST -> MNIST) is measured at this size only (1-1,000)
 REVERSE_EPOCHS = 2  # epochs of 04's recipe on Fashion-MNIST, for the reverse's starting point (1-5)
 # 2. Your own classes
@@ -135,6 +138,7 @@ class Settings:
                                                             max_rounds=MAX_ROUNDS, patience=PATIENCE))
     own_stop: StopRule = field(default_factory=lambda: StopRule(batch_size=BATCH_SIZE, min_steps=MIN_STEPS,
                                                                 max_rounds=OWN_ROUNDS, patience=OWN_ROUNDS))
+    conv_sizes: tuple = tuple(CONV_SIZES)
     reverse_per_class: int = REVERSE_PER_CLASS
     reverse_epochs: int = REVERSE_EPOCHS
     hold_out: float = HOLD_OUT
@@ -144,8 +148,9 @@ class Settings:
 
 def settings_from_knobs() -> Settings:
     """The constants, checked once: a wrong value stops here, before any work, in one line."""
-    check_knob("SIZES", SIZES, is_list_of(SIZES, lambda n: is_whole(n, 1, 5000)),
-               "use a list of whole numbers from 1 to 5,000, such as [1, 10, 100]")
+    for name, value in (("SIZES", SIZES), ("CONV_SIZES", CONV_SIZES)):
+        check_knob(name, value, is_list_of(value, lambda n: is_whole(n, 1, 5000)),
+                   "use a list of whole numbers from 1 to 5,000, such as [1, 10, 100]")
     for name, value, low, high in (("SEEDS", SEEDS, 1, 10), ("VALIDATION_PER_CLASS", VALIDATION_PER_CLASS, 1, 600),
                                    ("BATCH_SIZE", BATCH_SIZE, 1, 4096), ("MIN_STEPS", MIN_STEPS, 1, 10_000),
                                    ("MAX_ROUNDS", MAX_ROUNDS, 1, 1000), ("PATIENCE", PATIENCE, 1, 1000),
@@ -304,6 +309,42 @@ def plot_transfer(tables: dict, helps: dict):
     return fig
 
 
+def conv_head_line(base, norm, raw, table: dict, settings: Settings, device) -> dict:
+    """A new last layer on what the first dense layer reads (the convolutions' output), at CONV_SIZES.
+
+    Early layers see edges and strokes, which most pictures share; the last ones answer the old
+    task's own questions. This asks whether the convolutions carry more that clothes can use.
+    """
+    dense = [m for m in base.modules() if isinstance(m, torch.nn.Linear)]
+    if len(dense) < 2:  # the head is the only dense layer: its input is what "head only" already read
+        return {}
+    images, labels = raw.val
+    pick = per_class_subset(labels, settings.validation_per_class, seed=10_000)
+    val_x = normalize(images[pick], norm["mean"], norm["std"]).to(device)
+    val_features, val_labels = features_read_by(dense[0], base, val_x), labels[pick].to(device)
+    test_features = features_read_by(dense[0], base, normalize(raw.test[0], norm["mean"], norm["std"]).to(device))
+    sizes = [n for n in settings.conv_sizes if n in table["head only"]]
+    found = {}
+    for per_class in sizes:
+        accs = []
+        for seed in range(settings.seeds):
+            idx = per_class_subset(raw.train[1], per_class, seed)
+            x = normalize(raw.train[0][idx], norm["mean"], norm["std"]).to(device)
+            head = train_head(features_read_by(dense[0], base, x), raw.train[1][idx].to(device), val_features,
+                              val_labels, len(raw.classes), settings.stop, HEAD_RATE, HEAD_WEIGHT_DECAY, seed)
+            accs.append(accuracy(head.model, test_features, raw.test[1].to(device)))
+        found[per_class] = mean(accs)
+    if found:
+        def at(method):
+            return ", ".join(f"{mean([a for a, _ in table[method][n]]):.1%}" for n in sizes)
+
+        say(f"a new last layer on the frozen convolutions' output instead ({dense[0].in_features:,} numbers, what "
+            f"the first dense layer reads), at {', '.join(map(str, sizes))} images per class: "
+            + ", ".join(f"{a:.1%}" for a in found.values())
+            + f" (on the last layer's features: {at('head only')}; from scratch: {at('from scratch')})")
+    return found
+
+
 def reverse_line(settings: Settings, device, data_dir: Path) -> dict:
     """A CNN trained on Fashion-MNIST (04's recipe, briefly) as the starting point for digits, at one size."""
     fashion = load_mnist(data_dir=data_dir, dataset=FASHION).to(device)
@@ -337,6 +378,7 @@ def what_transfers(settings: Settings, models_dir: Path, out_dir: Path, data_dir
                                   "and training seconds")
         helps[name] = where_pretraining_stops(tables[name], HELPS_BY)
         say_where(helps[name], HELPS_BY)
+        helps[name]["conv_head"] = conv_head_line(base, norm, raw, tables[name], settings, device)
     figure = save_figure(plot_transfer(tables, helps), out_dir, "07_what_transfers.png")
     reverse = reverse_line(settings, device, data_dir)
     return {"tables": tables, "helps": helps, "reverse": reverse, "figure": figure}

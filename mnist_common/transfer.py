@@ -87,18 +87,23 @@ def build_transfer(arch: dict) -> nn.Module:
     return model
 
 
-@torch.no_grad()
 def body_features(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """(N, D) features: what the last layer reads, for normalized images (N, 1, 28, 28), eval mode, fp32."""
+    return features_read_by(get_head(model), model, images, batch_size)
+
+
+@torch.no_grad()
+def features_read_by(layer: nn.Module, model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """(N, D): what `layer` of `model` reads, for normalized images (N, 1, 28, 28), eval mode, fp32."""
     caught = []
-    hook = get_head(model).register_forward_pre_hook(lambda _, args: caught.append(args[0].detach().float()))
+    hook = layer.register_forward_pre_hook(lambda _, args: caught.append(args[0].detach().float().flatten(1)))
     model.eval()
     try:
         for (x,) in batches(images, batch_size=batch_size):
             model(x)
     finally:
         hook.remove()
-    return torch.cat(caught).flatten(1) if caught else torch.zeros(0, get_head(model).in_features)
+    return torch.cat(caught) if caught else torch.zeros(0, getattr(layer, "in_features", 0))
 
 
 # --- Training -------------------------------------------------------------------------------------------

@@ -211,6 +211,11 @@ def test_the_three_methods_run_on_the_same_small_subsets(models_dir):
     assert set(table) == set(transfer.METHODS)
     for method in transfer.METHODS:
         assert len(table[method][2]) == 2 and all(0 <= acc <= 1 and seconds >= 0 for acc, seconds in table[method][2])
+    conv = transfer.conv_head_line(base, checkpoint["normalization"], small, table, replace(settings, conv_sizes=(2,)),
+                                   "cpu")
+    assert list(conv) == [2] and 0 <= conv[2] <= 1
+    assert transfer.conv_head_line(build_model({"name": "DeepCNN", "dropout": 0.25}), checkpoint["normalization"],
+                                   small, table, settings, "cpu") == {}  # its only dense layer is the head
 
 
 def test_where_pretraining_stops_helping():
