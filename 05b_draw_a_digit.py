@@ -14,10 +14,18 @@ page it served, because other web pages open in your browser could reach it too 
 says how). It stays up whatever arrives: a bounded queue of drawings (`WorkQueue`), time limits
 on slow clients, and every bad request answered with its HTTP status and one line.
 
+The page can also learn (next step 3, 07_transfer_learning.py, measures why it works): type a
+name in its "teach" panel, draw a few examples, press "add example" after each (they are saved in
+my_dataset/<name>/), then "learn". The server gives the CNN's last layer one new row of weights
+per taught class and trains only those rows on the CNN's features, in seconds, while the ten
+digit rows stay exactly as 04 trained them (`teach_new_classes` in mnist_common/transfer.py).
+From then on the bars include your classes next to the digits.
+
 Run:     python 05b_draw_a_digit.py               (opens the page in your browser; Ctrl-C stops it)
          python 05b_draw_a_digit.py --no-browser  (just prints the address)
 Needs:   models/cnn.pt (python 04_improved_model.py) and models/mlp.pt (python 03_train_model.py)
-Writes:  my_drawings/*.png, when you press "save" (try them again with 05 --image)
+Writes:  my_drawings/*.png, when you press "save" (try them again with 05 --image);
+         my_dataset/<name>/*.png, when you press "add example" (07 --dataset my_dataset learns them too)
 """
 
 import argparse
@@ -54,11 +62,20 @@ from mnist_common import (
     is_whole,
     load_mnist,
     load_model,
+    random_affine,
     shown,
 )
-from mnist_common.handwriting import NothingToReadError, image_from_bytes, predict_views, prepare_image
-from mnist_common.rejection import fit_rejection_rule, judge
+from mnist_common.handwriting import NothingToReadError, image_from_bytes, predict_views, prepare_digit, prepare_image
+from mnist_common.rejection import SURE, fit_rejection_rule, judge, percent, verdict_for
 from mnist_common.saliency import smoothgrad
+from mnist_common.transfer import (
+    body_features,
+    check_class_name,
+    extended_network,
+    get_head,
+    normalized,
+    teach_new_classes,
+)
 
 # --- Settings (edit and re-run) -------------------------------------------------------------
 PORT = 0  # 0: any free port (printed); or a fixed one such as 8765
@@ -71,6 +88,13 @@ MAX_CONNECTIONS = 64  # connections served at once; more are answered 503 at the
 TIMEOUT = 10.0  # seconds a client may stay silent, and a whole request body may take, before it is cut off (1-60)
 SALIENCY_SAMPLES = 8  # noisy copies per saliency map: fewer than 05's 32, to answer while you draw (4-32)
 SAVE_DIR = ROOT / "my_drawings"  # where the "save" button writes PNG files
+TEACH_DIR = ROOT / "my_dataset"  # where "add example" writes each taught class's drawings, a folder per class
+MAX_TAUGHT_CLASSES = 12  # classes the page may learn next to the digits (1-50)
+MAX_EXAMPLES = 100  # drawings kept per taught class; more are refused (2-1,000)
+TEACH_DIGITS = 100  # MNIST training digits per digit that stand for "not a new class" while learning (10-1,000)
+TEACH_COPIES = 8  # randomly moved copies of each taught drawing (1-32)
+TEACH_STEPS = 300  # steps of learning for the new rows (50-2,000)
+TEACH_RATE = 0.01  # Adam's learning rate for them (0.001-0.05)
 PAGE = ROOT / "web" / "draw.html"
 TOKEN_PLACEHOLDER = b"{{PAGE_TOKEN}}"  # where web/draw.html receives this launch's token
 
@@ -87,15 +111,18 @@ class RefusedError(Exception):
 class DrawingApp:
     """The two networks, loaded once, and the two things the page can ask of them."""
 
-    def __init__(self, models_dir: Path = MODELS_DIR, data_dir: Path = DATA_DIR, save_dir: Path = SAVE_DIR):
+    def __init__(self, models_dir: Path = MODELS_DIR, data_dir: Path = DATA_DIR, save_dir: Path = SAVE_DIR,
+                 teach_dir: Path = TEACH_DIR):
         if current_dataset().key != "mnist":
             raise LearnerError(f"the drawing page reads handwritten digits with the MNIST models: unset {DATASET_ENV}")
         self.models = {name: load_model(Path(models_dir) / file, script) for name, file, script in
                        (("cnn", "cnn.pt", "04_improved_model.py"), ("mlp", "mlp.pt", "03_train_model.py"))}
         # the CNN decides "not a digit", with the same rule and the same function as 05 --image
-        self.rule = fit_rejection_rule(self.models["cnn"][0], load_mnist(data_dir=data_dir), data_dir)
+        data = load_mnist(data_dir=data_dir)
+        self.rule = fit_rejection_rule(self.models["cnn"][0], data, data_dir)
         self.save_dir = Path(save_dir)
         self.networks_in_use = threading.Lock()  # pictures are prepared side by side, the networks run one by one
+        self.teacher = Teacher(self.models["cnn"], data, Path(teach_dir), self.networks_in_use)
 
     def predict(self, png: bytes) -> dict:
         """Everything the page shows for one drawing."""
@@ -110,16 +137,33 @@ class DrawingApp:
         cnn, norm = self.models["cnn"][0], self.models["cnn"][1]["normalization"]
         mlp, mlp_norm = self.models["mlp"][0], self.models["mlp"][1]["normalization"]
         x = ((prepared.view - norm["mean"]) / norm["std"])[None, None]
+        taught = self.teacher.learned  # (network, class names) once "learn" has run, else None
         with self.networks_in_use:  # one drawing at a time: the rule reads the CNN's features through a hook
             verdict = judge(cnn, self.rule, prepared.view[None], norm["mean"], norm["std"])[0]  # the CNN's bars too
             mlp_probs = predict_views(mlp, prepared.view[None], mlp_norm["mean"], mlp_norm["std"])[0].softmax(0)
-            saliency = smoothgrad(cnn, x, torch.tensor([verdict.digit]), samples=SALIENCY_SAMPLES)[0]
+            probs, text, kind, top = verdict.probs, verdict.text, verdict.kind, verdict.digit
+            looked_at = cnn
+            if taught is not None:
+                looked_at, names = taught
+                probs = predict_views(looked_at, prepared.view[None], norm["mean"], norm["std"])[0].softmax(0)
+                top = int(probs.argmax())
+                if top >= len(verdict.probs):  # one of the taught classes wins
+                    text, kind = taught_text(probs, names), "taught"
+                else:  # a digit wins: the same rule, quoting the probabilities the bars show
+                    verdict = verdict_for(probs[:len(verdict.probs)], verdict.digit_probability, self.rule.accept)
+                    text, kind, top = verdict.text, verdict.kind, verdict.digit
+            saliency = smoothgrad(looked_at, x, torch.tensor([top]), samples=SALIENCY_SAMPLES)[0]
         saliency = saliency / saliency.abs().max().clamp_min(1e-8)  # -1 to 1, for the page's colours
-        return {"verdict": verdict.kind, "text": verdict.text,
-                "digit": verdict.digit if verdict.kind != "not a digit" else None,
-                "cnn": verdict.probs.tolist(), "mlp": mlp_probs.tolist(),
+        classes = taught[1] if taught is not None else [str(d) for d in range(len(verdict.probs))]
+        return {"verdict": kind, "text": text, "digit": top if kind != "not a digit" else None,  # a class's index
+                "name": classes[top] if kind != "not a digit" else None, "classes": classes,
+                "cnn": probs.tolist(), "mlp": mlp_probs.tolist(),
                 "view": prepared.view.flatten().tolist(), "saliency": saliency.flatten().tolist(),
                 "note": "; ".join(prepared.notes), "milliseconds": 1000 * (time.perf_counter() - start)}
+
+    def add_example(self, png: bytes, name: str) -> dict:
+        """Keep one drawing of a class to teach, as my_dataset/<name>/<time>.png (re-encoded, like "save")."""
+        return self.teacher.add(reencoded_png(png), name)
 
     def save(self, png: bytes) -> dict:
         """Write the drawing into the save folder as a PNG this code encoded itself from the decoded pixels."""
@@ -130,6 +174,136 @@ class DrawingApp:
         partial.replace(path)  # complete, or not there at all
         print(f"saved {shown(path)}")
         return {"path": shown(path)}
+
+
+def taught_text(probs: torch.Tensor, names: list[str]) -> str:
+    """The answer when a taught class wins: named plainly when sure, else with the runner-up, as digits are."""
+    (first, second), (p1, p2) = probs.topk(2).indices.tolist(), probs.topk(2).values.tolist()
+    if p1 >= SURE - 0.005:  # shown rounded: 89.6% would read "90%"
+        return f"{names[first]} ({percent(p1)})"
+    return f"not sure: {names[first]} ({percent(p1)}) or {names[second]} ({percent(p2)})"
+
+
+class Teacher:
+    """The teach panel's two buttons: keep examples of a named class, and learn every class kept so far.
+
+    Learning runs in a thread of its own, so the page can ask how far it got (/teach/status)
+    while the server keeps answering drawings; the network it makes replaces the previous one
+    in one step, when it is complete.
+    """
+
+    def __init__(self, cnn: tuple, data, folder: Path, networks_in_use: threading.Lock):
+        self.cnn, self.norm = cnn[0], cnn[1]["normalization"]
+        self.folder = folder
+        self.lock = threading.Lock()  # one "add" or "learn" decision at a time
+        self.networks_in_use = networks_in_use  # the app's: features are read through a hook on the CNN
+        self.learned = None  # (network, class names) after a successful "learn"
+        self.status = {"state": "idle", "progress": 0.0, "message": "nothing learned yet"}
+        images, labels = data.train
+        keep = torch.cat([torch.nonzero(labels == d).squeeze(1)[:TEACH_DIGITS] for d in range(10)])
+        self.digit_features = body_features(self.cnn, images[keep].cpu())  # (10 * TEACH_DIGITS, D), computed once
+        self.digit_labels = labels[keep].cpu()
+
+    def class_dir(self, name) -> Path:
+        """my_dataset/<name>, for a name that is one folder-safe word and not a digit."""
+        if not isinstance(name, str):
+            raise RefusedError(400, 'expected {"image": "data:image/png;base64,...", "name": "a class name"}')
+        try:
+            check_class_name(name, "the class name")
+        except LearnerError as why:
+            raise RefusedError(400, str(why)) from None
+        if name in {str(d) for d in range(10)}:
+            raise RefusedError(400, f"the class name {name!r} is a digit, which the network knows already: "
+                                    "choose a word, such as star")
+        folder = (self.folder / name).resolve()
+        if folder.parent != self.folder.resolve():  # never anywhere else, whatever the name
+            raise RefusedError(400, f"the class name {name!r} does not name a folder inside {shown(self.folder)}/")
+        return folder
+
+    def counts(self) -> dict:
+        """Drawings kept per class, read from the folder (so drawings of earlier sessions count too)."""
+        if not self.folder.is_dir():
+            return {}
+        return {d.name: len(list(d.glob("*.png"))) for d in sorted(self.folder.iterdir())
+                if d.is_dir() and not d.name.startswith(".")}
+
+    def add(self, png: bytes, name) -> dict:
+        folder = self.class_dir(name)
+        with self.lock:
+            counts = self.counts()
+            if name not in counts and len(counts) >= MAX_TAUGHT_CLASSES:
+                raise RefusedError(400, f"{MAX_TAUGHT_CLASSES} classes are taught already: add to one of them")
+            if counts.get(name, 0) >= MAX_EXAMPLES:
+                raise RefusedError(400, f"{name} has {MAX_EXAMPLES} examples already: press learn")
+            ensure_writable(folder, "taught drawings")
+            path = folder / f"{name}_{datetime.now():%Y%m%d_%H%M%S_%f}.png"
+            partial = path.with_name(path.name + ".part")
+            partial.write_bytes(png)
+            partial.replace(path)  # complete, or not there at all
+            counts = self.counts()
+        return {"name": name, "counts": counts}
+
+    def learn(self, _request: dict | None = None) -> dict:
+        """Start learning every class in the folder (unless it is learning already); the page asks for status."""
+        with self.lock:
+            if self.status["state"] == "learning":
+                return dict(self.status)
+            counts = self.counts()
+            ready = {name: n for name, n in counts.items() if n >= 2}
+            if not ready:
+                raise RefusedError(400, "teach a class first: type its name, draw it, and press \"add example\" "
+                                        "at least twice")
+            if len(ready) > MAX_TAUGHT_CLASSES:  # folders made by hand: the page learns at most this many
+                raise RefusedError(400, f"{shown(self.folder)}/ holds {len(ready)} classes, and the page learns at "
+                                        f"most {MAX_TAUGHT_CLASSES}: move some of them out")
+            self.status = {"state": "learning", "progress": 0.0, "message": "reading your drawings"}
+        threading.Thread(target=self._learn, args=(sorted(ready),), daemon=True).start()
+        return dict(self.status)
+
+    def _learn(self, names: list[str]) -> None:
+        start = time.perf_counter()
+        try:
+            views, labels = [], []
+            for label, name in enumerate(names):
+                for path in sorted((self.folder / name).glob("*.png"))[:MAX_EXAMPLES]:
+                    try:
+                        views.append(prepare_digit(path).view)
+                        labels.append(label)
+                    except LearnerError:  # a blank drawing: nothing to learn from it
+                        continue
+            if not views:
+                raise LearnerError("none of the drawings holds anything to learn from: draw larger")
+            x = normalized(torch.stack(views), self.norm)  # (N, 1, 28, 28), as predict_views normalizes
+            torch.manual_seed(0)
+            moved = random_affine(10, 0.1, 1.5, -self.norm["mean"] / self.norm["std"])
+            copies = torch.cat([x] + [moved(x) for _ in range(TEACH_COPIES - 1)])
+            y = torch.tensor(labels).repeat(TEACH_COPIES)
+            with self.networks_in_use:
+                features = body_features(self.cnn, copies)
+
+            def progress(step, steps):
+                self.status = {"state": "learning", "progress": step / steps,
+                               "message": f"learning: step {step} of {steps}"}
+
+            with torch.enable_grad():
+                head = teach_new_classes(get_head(self.cnn), self.digit_features, self.digit_labels, features, y,
+                                         TEACH_STEPS, TEACH_RATE, seed=0, progress=progress)
+            network = extended_network(self.cnn, head)
+            self.learned = (network, [str(d) for d in range(10)] + names)  # one assignment: never half a network
+            seconds = time.perf_counter() - start
+            self.status = {"state": "done", "progress": 1.0, "seconds": seconds, "classes": names,
+                           "message": f"learned {', '.join(names)} from {len(views)} drawings in {seconds:.1f} s: "
+                                      "draw one!"}
+        except Exception as error:  # the page hears it in one line; the server stays up
+            self.status = {"state": "error", "progress": 0.0,
+                           "message": str(error) if isinstance(error, LearnerError) else
+                           f"learning failed ({type(error).__name__}); see the server's terminal"}
+            if not isinstance(error, LearnerError):
+                print(f"drawing page: {type(error).__name__} while learning: {error}")
+
+    def report(self, _request: dict | None = None) -> dict:
+        """How far learning got, and the drawings kept per class."""
+        return {**self.status, "counts": self.counts()}
 
 
 def reencoded_png(data: bytes) -> bytes:
@@ -146,6 +320,19 @@ def reencoded_png(data: bytes) -> bytes:
     return buffer.getvalue()
 
 
+def json_from(body: bytes) -> dict:
+    """The request body as a JSON object, or RefusedError (400)."""
+    try:
+        request = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RefusedError(400, f"malformed JSON: {error}") from None
+    except RecursionError:
+        raise RefusedError(400, "malformed JSON: nested too deeply") from None
+    if not isinstance(request, dict):
+        raise RefusedError(400, "expected a JSON object")
+    return request
+
+
 def drawing_from(body: bytes) -> bytes:
     """The PNG bytes inside a request body {"image": "data:image/png;base64,..."}, or RefusedError (400)."""
     try:
@@ -154,7 +341,7 @@ def drawing_from(body: bytes) -> bytes:
         raise RefusedError(400, f"malformed JSON: {error}") from None
     except RecursionError:
         raise RefusedError(400, "malformed JSON: nested too deeply") from None
-    image = request.get("image") if isinstance(request, dict) else None
+    image = request.get("image") if isinstance(request, dict) else None  # not json_from: its reasons differ
     if not isinstance(image, str) or not image.startswith("data:image/png;base64,"):
         raise RefusedError(400, 'expected {"image": "data:image/png;base64,..."}')
     try:
@@ -239,7 +426,7 @@ def body_length(headers) -> int:
 
 
 def make_handler(app: DrawingApp, page: bytes, gate: Gatekeeper, queue: WorkQueue, timeout: float = TIMEOUT):
-    """A request handler that knows the app: GET / gives the page, POST /predict and /save answer JSON."""
+    """A request handler that knows the app: GET / gives the page; POST /predict, /save and /teach/... answer JSON."""
     page, seconds = page.replace(TOKEN_PLACEHOLDER, gate.token.encode()), timeout
 
     class Handler(BaseHTTPRequestHandler):
@@ -257,7 +444,11 @@ def make_handler(app: DrawingApp, page: bytes, gate: Gatekeeper, queue: WorkQueu
             self.reply(200, page, "text/html; charset=utf-8")
 
         def work(self):
-            routes = {"/predict": app.predict, "/save": app.save}
+            routes = {"/predict": lambda body: app.predict(drawing_from(body)),
+                      "/save": lambda body: app.save(drawing_from(body)),
+                      "/teach/add": lambda body: app.add_example(drawing_from(body), json_from(body).get("name")),
+                      "/teach/learn": lambda body: app.teacher.learn(json_from(body)),
+                      "/teach/status": lambda body: app.teacher.report(json_from(body))}
             if self.path not in routes:
                 raise RefusedError(404, f"no such route: {self.path[:80]}")
             length = body_length(self.headers)
@@ -267,7 +458,7 @@ def make_handler(app: DrawingApp, page: bytes, gate: Gatekeeper, queue: WorkQueu
                 raise RefusedError(413, f"request too large ({length:,} bytes; {MAX_BODY:,} at most)")
             body = self.read_body(length)
             with queue.slot():
-                self.reply_json(200, routes[self.path](drawing_from(body)))
+                self.reply_json(200, routes[self.path](body))
 
         def answer(self, respond, post: bool):
             """Run one request; every failure becomes an HTTP answer with a one-line reason, never a traceback."""
@@ -410,6 +601,12 @@ def check_knobs(port: int = PORT) -> None:
                "use a whole number from 16 to 256")
     check_knob("TIMEOUT", TIMEOUT, is_number(TIMEOUT, 1, 60), "use a number of seconds from 1 to 60")
     check_knob("SALIENCY_SAMPLES", SALIENCY_SAMPLES, is_whole(SALIENCY_SAMPLES, 1), "use a whole number of at least 1")
+    for name, value, low, high in (("MAX_TAUGHT_CLASSES", MAX_TAUGHT_CLASSES, 1, 50),
+                                   ("MAX_EXAMPLES", MAX_EXAMPLES, 2, 1000), ("TEACH_DIGITS", TEACH_DIGITS, 10, 1000),
+                                   ("TEACH_COPIES", TEACH_COPIES, 1, 32),
+                                   ("TEACH_STEPS", TEACH_STEPS, 50, 2000)):
+        check_knob(name, value, is_whole(value, low, high), f"use a whole number from {low} to {high:,}")
+    check_knob("TEACH_RATE", TEACH_RATE, is_number(TEACH_RATE, 0.0001, 1), "use a number from 0.0001 to 1")
 
 
 def parse_args():

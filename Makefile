@@ -15,7 +15,7 @@ STEPS := \
 	"04_improved_model.py" \
 	"05_understand_model.py"
 
-.PHONY: setup data run check-guide beyond speedrun distributed draw test test-browser test-all-precisions lint check-models bench clean
+.PHONY: setup data run check-guide beyond transfer speedrun distributed draw test test-browser test-all-precisions lint check-models bench clean
 
 setup: $(VENV)/.installed $(DATA_STAMP)
 
@@ -52,6 +52,11 @@ check-guide: setup
 # 15 to 20 minutes on a 2-core CPU with native bf16. A rerun after Ctrl-C continues where it stopped.
 beyond: setup
 	$(PY) 06_beyond_99.py
+
+# Teach it something new (not part of make run): how much of the MNIST CNN transfers to Fashion-MNIST with
+# 1 to 1,000 images per class, then your own classes (the example symbols unless --dataset DIR), about 15 minutes on one core.
+transfer: setup
+	$(PY) 07_transfer_learning.py
 
 # How fast can it learn? (not part of make run): the ladder from the conventional recipe to 99% in
 # seconds, one change per rung, timed on this CPU; about 9 minutes, half of them in the conventional rung.

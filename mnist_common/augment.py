@@ -27,8 +27,9 @@ def shift(images: torch.Tensor, rows: int, cols: int, background: float) -> torc
 
 
 def affine(images: torch.Tensor, degrees: torch.Tensor, scale: torch.Tensor, shift_px: torch.Tensor,
-           background: float) -> torch.Tensor:
-    """Rotate (degrees, anticlockwise), scale and shift (rows, cols in pixels) each image in one call.
+           background: float, mirrored: torch.Tensor | None = None) -> torch.Tensor:
+    """Rotate (degrees, anticlockwise), scale and shift (rows, cols in pixels) each image in one call,
+    mirroring left to right first the images where `mirrored` (N,) is True.
 
     degrees and scale are (N,), shift_px is (N, 2). One affine_grid + grid_sample for the whole batch:
     no loop over images, and it runs wherever the batch is (CPU or GPU).
@@ -38,6 +39,8 @@ def affine(images: torch.Tensor, degrees: torch.Tensor, scale: torch.Tensor, shi
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale  # the grid maps output -> input
     theta = torch.zeros(n, 2, 3, device=images.device, dtype=images.dtype)
     theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = cos, -sin, sin, cos
+    if mirrored is not None:  # read each output row from the other side: x -> -x
+        theta[:, :, 0] *= 1 - 2 * mirrored.to(images.dtype)[:, None]
     theta[:, 0, 2] = -shift_px[:, 1] * 2 / width  # grid coordinates run from -1 to 1
     theta[:, 1, 2] = -shift_px[:, 0] * 2 / height
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
@@ -54,15 +57,17 @@ def rotate(images: torch.Tensor, degrees: float, background: float) -> torch.Ten
                   background)
 
 
-def random_affine(rotation: float, scale: float, shift_px: float, background: float):
+def random_affine(rotation: float, scale: float, shift_px: float, background: float, flip: bool = False):
     """A function that gives every image of a batch its own random turn (+-rotation degrees), size
-    (1 +- scale) and position (+-shift_px pixels in each direction): data augmentation, on the device,
-    one affine_grid/grid_sample call per batch. It draws from torch's global generator (seeded)."""
+    (1 +- scale) and position (+-shift_px pixels in each direction), and with `flip` mirrors half of
+    them left to right: data augmentation, on the device, one affine_grid/grid_sample call per batch
+    (a mirror is a negative horizontal scale). It draws from torch's global generator (seeded)."""
     def augment(images: torch.Tensor) -> torch.Tensor:
         n, device = len(images), images.device
         degrees = (torch.rand(n, device=device) * 2 - 1) * rotation
         sizes = 1 + (torch.rand(n, device=device) * 2 - 1) * scale
         moves = (torch.rand(n, 2, device=device) * 2 - 1) * shift_px
-        return affine(images, degrees, sizes, moves, background)
+        mirrored = torch.rand(n, device=device) < 0.5 if flip else None
+        return affine(images, degrees, sizes, moves, background, mirrored)
 
     return augment

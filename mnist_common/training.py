@@ -127,13 +127,16 @@ class CNNSettings(TrainingSettings):
 
 @dataclass(frozen=True, kw_only=True)
 class AugmentedCNNSettings(CNNSettings):
-    """06_beyond_99.py's knobs: DeepCNN, trained on randomly turned, resized and moved digits."""
+    """06_beyond_99.py's knobs: DeepCNN, trained on randomly turned, resized, moved (and mirrored) images."""
 
     rotation: float  # degrees, either way
     scale: float  # 0.1 = from 90% to 110% of the size
     shift: float  # pixels, in each direction
+    flip: bool = False  # mirror half the images left to right (clothes: yes; digits: a mirrored 7 is no 7)
 
     def problem_with(self, name: str, value) -> str | None:
+        if name == "flip":
+            return None if isinstance(value, bool) else "use True or False"
         limits = {"rotation": 90, "scale": 0.5, "shift": 8}
         if name in limits:
             ok = is_number(value) and 0 <= value <= limits[name]
@@ -431,7 +434,7 @@ def train_cnn(settings: CNNSettings, data: MnistSplits, device, precision: str) 
     optimizer = make_optimizer("adam", model, settings.learning_rate)
     scheduler = one_cycle(optimizer, settings.learning_rate, settings.epochs,
                           count_batches(len(data.train[1]), settings.batch_size))
-    augment = random_affine(settings.rotation, settings.scale, settings.shift, -data.mean / data.std) \
-        if augmented else None
+    augment = random_affine(settings.rotation, settings.scale, settings.shift, -data.mean / data.std,
+                            settings.flip) if augmented else None
     history = fit(model, data, optimizer, settings, precision, scheduler, augment)
     return TrainedRun(model, settings, history, precision)

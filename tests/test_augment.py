@@ -70,3 +70,14 @@ def test_random_augmentation_keeps_images_sane(data):
     # a little ink may leave the frame or be resized, but the average brightness stays close
     assert abs(moved.mean().item() - images.mean().item()) < 0.05
     assert not torch.allclose(moved, images)  # and each image really changed
+
+
+def test_flip_mirrors_about_half_the_images_and_nothing_else():
+    torch.manual_seed(0)
+    images = torch.rand(64, 1, 28, 28)
+    out = random_affine(0, 0.0, 0.0, BACKGROUND, flip=True)(images)
+    same = (out - images).abs().amax((1, 2, 3)) < 1e-5
+    mirrored = (out - images.flip(-1)).abs().amax((1, 2, 3)) < 1e-5
+    assert torch.all(same ^ mirrored)  # each image exactly as it was, or exactly its mirror image
+    assert 16 <= int(mirrored.sum()) <= 48
+    assert torch.allclose(random_affine(0, 0.0, 0.0, BACKGROUND)(images), images, atol=1e-5)  # no flip: untouched
