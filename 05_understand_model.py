@@ -17,7 +17,6 @@ Writes:  visualizations/05_*.png (listed at the end)
 import argparse
 import contextlib
 import math
-import sys
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -61,7 +60,7 @@ from mnist_common import (
     say,
     set_seed,
 )
-from mnist_common.handwriting import PreparedDigit, prepare_digit, prepare_image
+from mnist_common.handwriting import PreparedDigit, prepare_files, prepare_image
 from mnist_common.pictures import FONT_DIR, not_digits, typed_digit
 from mnist_common.rejection import (
     KEEP,
@@ -843,18 +842,7 @@ def analyse(models_dir: Path, out_dir: Path, data_dir: Path, epsilons=EPSILONS, 
 
 def your_digits(paths, models_dir: Path, out_dir: Path, data_dir: Path, explain: bool = False) -> dict:
     """Predict the learner's own image files; a bad file is reported, the rest predicted."""
-    good, prepared, failed = [], [], []
-    for path in paths:  # bad files fail here, before any model loads
-        try:
-            prepared.append(prepare_digit(path))
-            good.append(path)
-        except LearnerError as why:
-            if len(paths) == 1:
-                raise
-            print(f"error: {why}", file=sys.stderr)
-            failed.append(path)
-    if not prepared:
-        raise LearnerError(f"none of the {len(paths)} images could be read (each is named above)")
+    good, prepared, failed = prepare_files(paths)  # bad files fail here, before any model loads
     device = pick_device()
     cnn, checkpoint, _ = load_models(models_dir, device, with_mlp=False)
     rule = fit_rejection_rule(cnn, load_mnist(data_dir=data_dir), data_dir)

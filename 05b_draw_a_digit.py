@@ -320,8 +320,8 @@ def reencoded_png(data: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def json_from(body: bytes) -> dict:
-    """The request body as a JSON object, or RefusedError (400)."""
+def json_from(body: bytes, expected: str = "a JSON object") -> dict:
+    """The request body as a JSON object, or RefusedError (400) saying what was `expected`."""
     try:
         request = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -329,21 +329,16 @@ def json_from(body: bytes) -> dict:
     except RecursionError:
         raise RefusedError(400, "malformed JSON: nested too deeply") from None
     if not isinstance(request, dict):
-        raise RefusedError(400, "expected a JSON object")
+        raise RefusedError(400, f"expected {expected}")
     return request
 
 
 def drawing_from(body: bytes) -> bytes:
     """The PNG bytes inside a request body {"image": "data:image/png;base64,..."}, or RefusedError (400)."""
-    try:
-        request = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise RefusedError(400, f"malformed JSON: {error}") from None
-    except RecursionError:
-        raise RefusedError(400, "malformed JSON: nested too deeply") from None
-    image = request.get("image") if isinstance(request, dict) else None  # not json_from: its reasons differ
+    shape = '{"image": "data:image/png;base64,..."}'
+    image = json_from(body, shape).get("image")
     if not isinstance(image, str) or not image.startswith("data:image/png;base64,"):
-        raise RefusedError(400, 'expected {"image": "data:image/png;base64,..."}')
+        raise RefusedError(400, f"expected {shape}")
     try:
         return base64.b64decode(image.split(",", 1)[1], validate=True)
     except (binascii.Error, ValueError):

@@ -31,7 +31,6 @@ Writes:  models/transfer_<folder>.pt, visualizations/07_what_transfers.png,
 """
 
 import argparse
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,7 +67,7 @@ from mnist_common import (
     shown,
     train_cnn,
 )
-from mnist_common.handwriting import prepare_digit
+from mnist_common.handwriting import prepare_files
 from mnist_common.rejection import percent
 from mnist_common.symbols import export_example_dataset
 from mnist_common.transfer import (
@@ -507,19 +506,9 @@ def answer_files(paths, model_path: Path | None, models_dir: Path) -> dict:
     model, checkpoint, rule = load_transfer_model(model_path)
     classes = checkpoint["classes"]
     say(f"{shown(model_path)}: {', '.join(classes)} ({checkpoint.get('method', '?')})")
-    good, views, failed = [], [], []
-    for path in paths:
-        try:
-            views.append(prepare_digit(path).view)
-            good.append(path)
-        except LearnerError as why:
-            if len(paths) == 1:
-                raise
-            print(f"error: {why}", file=sys.stderr)
-            failed.append(path)
-    if not views:
-        raise LearnerError(f"none of the {len(paths)} images could be read (each is named above)")
-    answers = answer_pictures(model, rule, torch.stack(views), checkpoint["normalization"], classes)
+    good, prepared, failed = prepare_files(paths)
+    answers = answer_pictures(model, rule, torch.stack([p.view for p in prepared]), checkpoint["normalization"],
+                              classes)
     for path, answer in zip(good, answers):
         print(f"{path}: {answer.name} ({percent(answer.probability)})" if answer.name else
               f"{path}: none of these ({', '.join(classes)})")

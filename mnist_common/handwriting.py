@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import struct
+import sys
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -372,6 +373,27 @@ def prepare_image(gray: np.ndarray, name: str = "the image") -> PreparedDigit:
 def prepare_digit(path: Path) -> PreparedDigit:
     """Read an image file and prepare it as MNIST prepared its digits."""
     return prepare_image(read_image(path), str(path))
+
+
+def prepare_files(paths: list[Path]) -> tuple[list[Path], list[PreparedDigit], list[Path]]:
+    """Each file prepared as --image does: (the files read, their prepared digits, the files that failed).
+
+    A file that cannot be read is one line on stderr and the others are still prepared; a lone
+    file's error is raised as it is, and so is "none could be read".
+    """
+    good, prepared, failed = [], [], []
+    for path in paths:
+        try:
+            prepared.append(prepare_digit(path))
+            good.append(path)
+        except LearnerError as why:
+            if len(paths) == 1:
+                raise
+            print(f"error: {why}", file=sys.stderr)
+            failed.append(path)
+    if not prepared:
+        raise LearnerError(f"none of the {len(paths)} images could be read (each is named above)")
+    return good, prepared, failed
 
 
 def predict_views(model, views: torch.Tensor, mean: float, std: float) -> torch.Tensor:

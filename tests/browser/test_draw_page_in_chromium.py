@@ -4,10 +4,8 @@ Not part of `make test`: run `make test-browser` (it needs the Debian packages c
 chromium-driver, which .ci/run installs where they are missing).
 """
 
-import shutil
-from itertools import pairwise
-
 import pytest
+from chromium import answer, chromium_page, draw
 
 from conftest import script
 
@@ -18,50 +16,9 @@ draw_page = script("05b_draw_a_digit.py")
 
 @pytest.fixture(scope="module")
 def page(models_dir, tmp_path_factory):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    driver_path, browser_path = shutil.which("chromedriver"), shutil.which("chromium")
-    if not driver_path or not browser_path:
-        pytest.skip("chromium and chromedriver are not installed (Debian: apt install chromium chromium-driver)")
     server = draw_page.start_server(draw_page.DrawingApp(models_dir, save_dir=tmp_path_factory.mktemp("saved")))
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser_path
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1000,800",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
-    browser = webdriver.Chrome(service=Service(driver_path), options=options)
-    browser.get(f"http://127.0.0.1:{server.server_address[1]}/")
-    yield browser
-    browser.quit()
-    server.shutdown()
-    server.server_close()
-
-
-def draw(browser, strokes):
-    """Drag the pointer along each stroke, in pad pixels from the pad's centre (the pad is 280x280)."""
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
-
-    pad = browser.find_element(By.ID, "pad")
-    for points in strokes:
-        actions = ActionChains(browser, duration=20)
-        actions.move_to_element_with_offset(pad, *points[0]).click_and_hold()
-        for (x0, y0), (x1, y1) in pairwise(points):
-            for _ in range(8):  # many small moves, as a hand makes them
-                actions.move_by_offset(round((x1 - x0) / 8), round((y1 - y0) / 8))
-        actions.release().perform()
-
-
-def answer(browser, expected: str) -> str:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    verdict = browser.find_element(By.ID, "verdict")
-    WebDriverWait(browser, 30).until(lambda _: expected in verdict.text)
-    return verdict.text
+    with chromium_page(server, tmp_path_factory.mktemp("chromium-profile"), "1000,800") as browser:
+        yield browser
 
 
 @pytest.mark.parametrize(("strokes", "digit", "width"), [

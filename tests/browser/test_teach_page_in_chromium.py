@@ -3,10 +3,8 @@
 Not part of `make test`: run `make test-browser` (it needs chromium and chromium-driver).
 """
 
-import shutil
-
 import pytest
-from test_draw_page_in_chromium import answer, draw
+from chromium import answer, chromium_page, draw
 
 from conftest import script
 
@@ -32,28 +30,12 @@ NINTH = (85, 25, 20)  # unlike any of them
 
 @pytest.fixture(scope="module")
 def page(models_dir, tmp_path_factory):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    driver_path, browser_path = shutil.which("chromedriver"), shutil.which("chromium")
-    if not driver_path or not browser_path:
-        pytest.skip("chromium and chromedriver are not installed (Debian: apt install chromium chromium-driver)")
     root = tmp_path_factory.mktemp("teach-page")
     server = draw_page.start_server(draw_page.DrawingApp(models_dir, save_dir=root / "saved",
                                                          teach_dir=root / "my_dataset"))
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser_path
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1000,1000", f"--user-data-dir={root / 'chromium-profile'}"):
-        options.add_argument(flag)
-    browser = webdriver.Chrome(service=Service(driver_path), options=options)
-    browser.get(f"http://127.0.0.1:{server.server_address[1]}/")
-    browser.teach_dir = root / "my_dataset"
-    yield browser
-    browser.quit()
-    server.shutdown()
-    server.server_close()
+    with chromium_page(server, root / "chromium-profile", "1000,1000") as browser:
+        browser.teach_dir = root / "my_dataset"
+        yield browser
 
 
 def test_teach_two_symbols_and_the_page_names_a_ninth_of_each(page, tmp_path):
