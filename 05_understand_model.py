@@ -11,7 +11,8 @@ Run:     python 05_understand_model.py                       (the full analysis)
          python 05_understand_model.py --image my_7.png       (your own digits: PNG or JPEG)
          python 05_understand_model.py --export-test-digits my_digits   (test digits to try at once)
 Needs:   models/cnn.pt (python 04_improved_model.py); models/mlp.pt is used when present
-Writes:  visualizations/05_*.png (listed at the end)
+Writes:  visualizations/05_*.png (listed at the end); models/cnn_taught.pt (the CNN shown what is not
+         a digit, made once per models/cnn.pt: about a minute)
 """
 
 import argparse
@@ -56,6 +57,7 @@ from mnist_common import (
     plural,
     predict_logits,
     read_experiments,
+    rejection,
     save_figure,
     say,
     set_seed,
@@ -72,6 +74,7 @@ from mnist_common.rejection import (
     judge,
     logits_and_features,
     percent,
+    taught_model,
 )
 from mnist_common.saliency import smoothgrad
 
@@ -497,7 +500,7 @@ def plot_not_digits(scores: dict, rules: dict):
     empty = [kind for kind in kinds if not any(len(scores[name][kind]) for name in names)]  # all refused
     kinds = [kind for kind in kinds if kind not in empty]
     colours = model_colors(names)
-    fig, axes = plt.subplots(len(kinds), len(names), figsize=(7 * len(names), 1.45 * len(kinds) + 1.9),
+    fig, axes = plt.subplots(len(kinds), len(names), figsize=(5.5 * len(names), 1.45 * len(kinds) + 1.9),
                              layout="constrained", squeeze=False, sharex=True, sharey="row")
     every = torch.cat([v.float() for by_kind in scores.values() for v in by_kind.values() if len(v)]).clamp(-30, 30)
     bins = np.linspace(math.floor(every.min().item()), math.ceil(every.max().item()), 51)  # the same for all
@@ -521,9 +524,10 @@ def plot_not_digits(scores: dict, rules: dict):
             if col == 0:
                 ax.set_ylabel("share (%)", fontsize=8)
             ax.tick_params(labelsize=8)
-        axes[0, col].set_title(f"{name}: refuses below {percent(accept)} (dashed), not sure below {percent(WEAK)} "
+        axes[0, col].set_title(f"{name}: refuses below {percent(accept)} (dashed),\nnot sure below {percent(WEAK)} "
                                "(dotted)", color=colours[name], fontsize=11)
-        axes[-1, col].set_xlabel("the rule's score: log-odds that the picture is a digit (clipped to -30..30)")
+        axes[-1, col].set_xlabel("the rule's score: log-odds that the picture is a digit\n(a score beyond "
+                                 "+-30 is drawn at +-30)")
     axes[0, 0].set_xlim(bins[0], bins[-1])
     keys = [Patch(color="tab:red", alpha=0.2, label="left of the dashed line: \"this does not look like a digit\""),
             Patch(color="gold", alpha=0.35, label="between the lines: \"not sure\" (weak evidence)"),
@@ -747,8 +751,9 @@ def rejection_report(model, data, pictures: dict, prepared: dict, data_dir: Path
     return report, {"test digits": digits, **by_kind}, rule
 
 
-def section_not_digits(models: dict, data, out_dir, data_dir: Path) -> dict:
-    """7. Your own digit, and "that is not a digit": how well the rule tells digits from the rest."""
+def section_not_digits(models: dict, data, out_dir, data_dir: Path, models_dir: Path) -> dict:
+    """7. Your own digit, and "that is not a digit": how well the rule tells digits from the rest, on the
+    networks as trained and on the CNN after it was shown non-digits (outlier exposure)."""
     print("\n== 7. Your own digit, and \"that is not a digit\" ==")
     if data.dataset.key != "mnist":
         say(f"this section is about handwritten digits: it runs with MNIST only (this run uses {data.dataset.title})")
@@ -759,6 +764,15 @@ def section_not_digits(models: dict, data, out_dir, data_dir: Path) -> dict:
         "weight, drawn by a jittery hand, and MNIST's validation digits moved, turned, thickened and thinned, "
         "against letters, symbols, shapes, scribbles and textures drawn with the same fonts and pens. Both sides "
         "share every style, so it learns shapes, not styles; the test set is never used")
+    cnn = models["CNN"]
+    taught = taught_model(cnn, Path(models_dir) / "cnn.pt", data, data_dir)
+    say(f"but a network that only ever saw digits was never asked to say \"none of these\": a diamond can sit "
+        f"right beside the 0s in what its last layer reads. So a copy of the CNN is shown non-digits: "
+        f"{rejection.EXPOSURE_STEPS} more steps on its training digits and the made digits, plus made non-digits whose "
+        f"target is \"every digit equally likely\" (outlier exposure, Hendrycks et al. 2019). Test accuracy "
+        f"{evaluate(cnn, *data.test)[1]:.2%} before, {evaluate(taught, *data.test)[1]:.2%} after; it is kept as "
+        f"{Path(models_dir).name}/cnn_taught.pt, and --image and the drawing page read with it")
+    models = {**models, "CNN taught": taught}
     pictures = not_digits(NOT_DIGIT_SAMPLES, SEED)
     prepared = prepare_pictures(pictures)
     results, scores, rules = {}, {}, {}
@@ -833,7 +847,7 @@ def analyse(models_dir: Path, out_dir: Path, data_dir: Path, epsilons=EPSILONS, 
                     section_saliency(cnn, images, labels, predictions, results["probs"], out_dir, data.classes),
                     section_calibration(cnn, data, results["probs"], right, out_dir),
                     section_adversarial(models, data, right, epsilons, out_dir),
-                    section_not_digits(models, data, out_dir, data_dir)):
+                    section_not_digits(models, data, out_dir, data_dir, models_dir)):
         results["figures"] += section.pop("figures")
         results |= section
     section_reflection(results, models_dir, epsilons, data.classes)
@@ -845,7 +859,9 @@ def your_digits(paths, models_dir: Path, out_dir: Path, data_dir: Path, explain:
     good, prepared, failed = prepare_files(paths)  # bad files fail here, before any model loads
     device = pick_device()
     cnn, checkpoint, _ = load_models(models_dir, device, with_mlp=False)
-    rule = fit_rejection_rule(cnn, load_mnist(data_dir=data_dir), data_dir)
+    data = load_mnist(data_dir=data_dir).to(device)
+    cnn = taught_model(cnn, Path(models_dir) / "cnn.pt", data, data_dir)  # the CNN shown what is not a digit
+    rule = fit_rejection_rule(cnn, data, data_dir)
     norm = checkpoint["normalization"]
     verdicts = judge(cnn, rule, torch.stack([p.view for p in prepared]), norm["mean"], norm["std"])
     print()

@@ -1,7 +1,8 @@
 """Draw a digit and watch the networks think: a drawing page in your browser, on your own models.
 
 This script is a tiny web server, written with Python's standard library only. It loads your
-CNN (04) and MLP (03) once, opens a page where you draw with the mouse, a finger or a pen, and
+CNN (04, as 05 showed it what is not a digit: models/cnn_taught.pt, made here first if missing) and
+MLP (03) once, opens a page where you draw with the mouse, a finger or a pen, and
 answers each drawing with what both networks say, the 28x28 picture they actually see, and where
 the CNN looks. Every drawing goes through exactly what `05_understand_model.py --image` uses:
 the same preparation (mnist_common/handwriting.py), the same "that is not a digit" rule
@@ -18,13 +19,14 @@ The page can also learn (next step 3, 07_transfer_learning.py, measures why it w
 name in its "teach" panel, draw a few examples, press "add example" after each (they are saved in
 my_dataset/<name>/), then "learn". The server gives the CNN's last layer one new row of weights
 per taught class and trains only those rows on the CNN's features, in seconds, while the ten
-digit rows stay exactly as 04 trained them (`teach_new_classes` in mnist_common/transfer.py).
+digit rows stay exactly as they were (`teach_new_classes` in mnist_common/transfer.py).
 From then on the bars include your classes next to the digits.
 
 Run:     python 05b_draw_a_digit.py               (opens the page in your browser; Ctrl-C stops it)
          python 05b_draw_a_digit.py --no-browser  (just prints the address)
 Needs:   models/cnn.pt (python 04_improved_model.py) and models/mlp.pt (python 03_train_model.py)
-Writes:  my_drawings/*.png, when you press "save" (try them again with 05 --image);
+Writes:  models/cnn_taught.pt, when it is missing or made from another models/cnn.pt (about a minute, once);
+         my_drawings/*.png, when you press "save" (try them again with 05 --image);
          my_dataset/<name>/*.png, when you press "add example" (07 --dataset my_dataset learns them too)
 """
 
@@ -66,7 +68,7 @@ from mnist_common import (
     shown,
 )
 from mnist_common.handwriting import NothingToReadError, image_from_bytes, predict_views, prepare_digit, prepare_image
-from mnist_common.rejection import SURE, fit_rejection_rule, judge, percent, verdict_for
+from mnist_common.rejection import SURE, fit_rejection_rule, judge, percent, taught_model, verdict_for
 from mnist_common.saliency import smoothgrad
 from mnist_common.transfer import (
     body_features,
@@ -117,8 +119,10 @@ class DrawingApp:
             raise LearnerError(f"the drawing page reads handwritten digits with the MNIST models: unset {DATASET_ENV}")
         self.models = {name: load_model(Path(models_dir) / file, script) for name, file, script in
                        (("cnn", "cnn.pt", "04_improved_model.py"), ("mlp", "mlp.pt", "03_train_model.py"))}
-        # the CNN decides "not a digit", with the same rule and the same function as 05 --image
+        # the CNN shown what is not a digit decides "not a digit", with the same rule and function as 05 --image
         data = load_mnist(data_dir=data_dir)
+        cnn, checkpoint = self.models["cnn"]
+        self.models["cnn"] = (taught_model(cnn, Path(models_dir) / "cnn.pt", data, data_dir), checkpoint)
         self.rule = fit_rejection_rule(self.models["cnn"][0], data, data_dir)
         self.save_dir = Path(save_dir)
         self.networks_in_use = threading.Lock()  # pictures are prepared side by side, the networks run one by one

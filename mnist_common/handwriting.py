@@ -44,6 +44,7 @@ MAX_FILE_BYTES = 200_000_000  # refuse larger files before reading them (a phone
 MAX_PIXELS = 40_000_000  # refuse larger images (a phone photo has about 12 million pixels)
 WORKING_SIZE = 320  # pictures are prepared at most this many pixels across: plenty for a 20-pixel digit
 SPECK_SHARE = 0.08  # a blob of ink smaller than 8% of the largest stroke is a speck, not part of the digit
+RULING = 0.03  # a line from edge to edge of the page no thicker than 3% of the page is ruling (a margin), not ink
 MIN_SIDE = 8  # a picture narrower than this many pixels cannot hold a digit ...
 MAX_ASPECT = 20  # ... nor one more than 20 times as long as it is wide
 FAINT = 0.2  # ink less than this much brighter than its background is paper grain or shadow, not a digit
@@ -261,13 +262,43 @@ def connected_components(mask: np.ndarray, coarse: int = 96) -> tuple[np.ndarray
 
 
 def keep_strokes(mask: np.ndarray) -> np.ndarray:
-    """Drop specks: blobs far smaller than the largest stroke (a dot of dirt, a stray mark)."""
+    """Drop what is not the digit: ruling (a thin line across the whole page, such as a notebook's
+    margin) and specks (blobs far smaller than the largest stroke: a dot of dirt, a stray mark)."""
     labels, count = connected_components(mask)
-    if count <= 1:
+    if count == 0:
         return mask
-    areas = np.bincount(labels.ravel())[1:]  # the area of each blob
-    keep = np.flatnonzero(areas >= SPECK_SHARE * areas.max()) + 1
+    rows, cols = np.nonzero(labels)
+    which = labels[rows, cols] - 1
+    areas = np.bincount(which, minlength=count)
+    ruling = inside_ruling(mask, which, cols, count) | inside_ruling(mask.T, which, rows, count)
+    largest = areas[~ruling].max(initial=0)
+    keep = np.flatnonzero(~ruling & (areas >= SPECK_SHARE * largest)) + 1
     return np.isin(labels, keep)
+
+
+def inside_ruling(mask: np.ndarray, which: np.ndarray, cols: np.ndarray, count: int) -> np.ndarray:
+    """(count,) which blobs lie wholly inside a narrow band of columns whose ink runs from the top of
+    the page to its bottom: a ruled line, even where a faint one breaks into pieces. `which` and
+    `cols` give each ink pixel's blob and column; for rows, pass the mask transposed and the rows."""
+    height, width = mask.shape
+    inked = mask.any(0)
+    top, bottom = mask.argmax(0), height - 1 - mask[::-1].argmax(0)
+    across = inked & (top <= 0.03 * height) & (bottom >= 0.97 * height)  # columns inked edge to edge
+    band = np.convolve(across, np.ones(2 * round(RULING * width) + 1), "same") > 0  # such columns and their near ones
+    low, high = np.full(count, width), np.zeros(count, dtype=int)
+    np.minimum.at(low, which, cols)
+    np.maximum.at(high, which, cols)
+    in_band = np.zeros(count, dtype=bool)
+    for start, stop in runs(band):
+        if stop - start <= 3 * RULING * width:  # a band no wider than a ruled line and its margins
+            in_band |= (low >= start) & (high < stop)
+    return in_band
+
+
+def runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of each run of True values in a 1-D boolean array."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(int), [0]])))
+    return list(zip(edges[::2], edges[1::2]))
 
 
 def crop_to_ink(clean: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -360,6 +391,8 @@ def prepare_image(gray: np.ndarray, name: str = "the image") -> PreparedDigit:
         raise NothingToReadError(f"{name} looks blank or too faint: no ink stands out from the paper (draw the "
                                  "digit darker, or on a plainer background)")
     mask = keep_strokes(mask)
+    if mask.sum() == 0:
+        raise NothingToReadError(f"{name} holds only the page's ruling, no digit: draw the digit darker or larger")
     if mask.sum() < 12 or max(np.ptp(np.nonzero(mask)[0]), np.ptp(np.nonzero(mask)[1])) < 6:
         raise NothingToReadError(f"{name} holds only a speck of ink, not a digit: draw the digit larger")
     crop = match_stroke_width(crop_to_ink(clean, mask))

@@ -204,8 +204,31 @@ def jittered_digit(digit: int, rng: np.random.Generator, size: int) -> Image.Ima
 
 
 def random_shape(rng: np.random.Generator, size: int) -> Image.Image:
-    """A deliberate mark that is no digit: a star, grid, zigzag, triangle, square, cross, house, heart or spiral."""
-    kind = str(rng.choice(["star", "grid", "zigzag", "triangle", "square", "cross", "house", "heart", "spiral"]))
+    """A deliberate mark that is no digit: a star, grid, zigzag, triangle, square, cross, house, heart, spiral,
+    a polygon of 3 to 6 sides turned any way (a diamond is a turned square), outlined or filled, an
+    arrow, or a circle with a mark inside (a ring alone is left out: it is a 0)."""
+    kind = str(rng.choice(["star", "grid", "zigzag", "triangle", "square", "cross", "house", "heart", "spiral",
+                           "polygon", "polygon", "filled", "arrow", "marked circle"]))
+    if kind in ("polygon", "filled"):
+        sides, turn = int(rng.integers(3, 7)), rng.uniform(0, 2 * np.pi)  # more sides look round: a 0
+        rx, ry = rng.uniform(0.2, 0.35, 2)
+        corners = [(0.5 + rx * np.cos(turn + 2 * np.pi * i / sides), 0.5 + ry * np.sin(turn + 2 * np.pi * i / sides))
+                   for i in range(sides + 1)]
+        if kind == "polygon":
+            return drawn_strokes([corners], max(1, round(size * rng.uniform(0.02, 0.1))), size)
+        image = Image.new("L", (size, size), 0)
+        ImageDraw.Draw(image).polygon([(x * size, y * size) for x, y in corners], fill=255)
+        return image
+    if kind == "arrow":
+        turn = rng.uniform(0, 2 * np.pi)
+        c, s_ = np.cos(turn), np.sin(turn)
+        spin = [[(0.5 + c * x - s_ * y, 0.5 + s_ * x + c * y) for x, y in points]
+                for points in ([(-0.35, 0), (0.35, 0)], [(0.15, -0.18), (0.35, 0), (0.15, 0.18)])]
+        return drawn_strokes(spin, max(1, round(size * rng.uniform(0.02, 0.1))), size)
+    if kind == "marked circle":
+        mark = ([[(0.5, 0.3), (0.5, 0.7)], [(0.3, 0.5), (0.7, 0.5)]] if rng.random() < 0.5
+                else [[(0.35, 0.35), (0.65, 0.65)], [(0.65, 0.35), (0.35, 0.65)]])  # a plus or a cross
+        return drawn_strokes([circle(0.5, 0.5, 0.3, 0.3), *mark], max(1, round(size * rng.uniform(0.02, 0.08))), size)
     if kind == "star":
         angles = np.pi / 2 + np.arange(11) * 4 * np.pi / 5
         strokes = [[(0.5 + 0.35 * np.cos(a), 0.5 - 0.35 * np.sin(a)) for a in angles]]
@@ -250,8 +273,8 @@ def texture(rng: np.random.Generator, size: int) -> np.ndarray:
     return rng.random((size, size)).astype(np.float32)
 
 
-def fitting_pictures(count: int, seed: int) -> tuple[list[np.ndarray], list[bool], list[str]]:
-    """`count` pictures for fitting the "not a digit" rule: (pictures, is_digit, kind).
+def fitting_pictures(count: int, seed: int) -> tuple[list[np.ndarray], list[int], list[str]]:
+    """`count` pictures for fitting the "not a digit" rule: (pictures, label, kind), label -1 for a non-digit.
 
     Half are digits (typed in FITTING_FONTS at every weight, drawn by a jittery hand with pens of
     every width), half are not (letters in the same fonts and weights, symbols, shapes, scribbles,
@@ -260,27 +283,29 @@ def fitting_pictures(count: int, seed: int) -> tuple[list[np.ndarray], list[bool
     validation digits join them in rejection.py.
     """
     rng = np.random.default_rng(seed)
-    pictures, is_digit, kinds = [], [], []
+    pictures, labels, kinds = [], [], []
     for i in range(count):
         size, look = int(rng.integers(64, 129)), str(rng.choice(["photo", "clean", "dark"], p=[0.4, 0.4, 0.2]))
         digit = i % 2 == 0
         kind = str(rng.choice(["typed", "typed", "drawn"] if digit else
                               ["letter", "letter", "symbol", "shape", "scribble", "texture"]))
-        picture = texture(rng, size) if kind == "texture" else on_page(made_ink(kind, rng, size), rng, size, look)
+        label = int(rng.integers(10)) if digit else -1
+        ink = None if kind == "texture" else made_ink(kind, rng, size, label)
+        picture = texture(rng, size) if ink is None else on_page(ink, rng, size, look)
         pictures.append(picture.astype(np.float32))
-        is_digit.append(digit)
+        labels.append(label)
         kinds.append(kind)
-    return pictures, is_digit, kinds
+    return pictures, labels, kinds
 
 
-def made_ink(kind: str, rng: np.random.Generator, size: int) -> Image.Image:
-    """White-on-black ink of one kind of fitting picture: typed or drawn digits, letters, symbols, shapes, scribbles."""
+def made_ink(kind: str, rng: np.random.Generator, size: int, digit: int = -1) -> Image.Image:
+    """White-on-black ink of one kind of fitting picture: a typed or drawn `digit`, letters, symbols, shapes..."""
     height, weight = int(rng.integers(40, 90)), float(rng.choice([-0.03, 0.0, 0.0, 0.03, 0.06]))
     name = str(rng.choice(FITTING_FONTS))
     if kind == "typed":
-        return glyph(str(rng.integers(10)), name, height, weight)
+        return glyph(str(digit), name, height, weight)
     if kind == "drawn":
-        return jittered_digit(int(rng.integers(10)), rng, size)
+        return jittered_digit(digit, rng, size)
     if kind in ("letter", "symbol"):
         return glyph(str(rng.choice(list(LETTERS if kind == "letter" else SYMBOLS))), name, height, weight)
     if kind == "shape":

@@ -17,6 +17,14 @@ confident: softmax only compares the ten scores with each other, so a picture of
    weights, shapes, scribbles and textures, with the same pens and looks. Since both sides share
    every style, the classifier can only learn the shapes. The test set is never used.
 
+3. **Show the network what is not a digit.** A network that only ever saw digits has never been
+   asked to say "none of these", so a diamond can land right beside the 0s in its features, where
+   no rule on them can tell the two apart. *Outlier exposure* (Hendrycks et al., 2019, "Deep anomaly
+   detection with outlier exposure") trains a copy of it a little longer on its own digits plus
+   made non-digits whose target is "equally likely to be any digit"; made digits (typed, drawn)
+   join with their labels. The rule is then fitted on this taught copy, which 05 --image and the
+   drawing page use (`taught_model`: made once per checkpoint, about a minute on 2 cores).
+
 The fitted rule answers with the probability that a picture is a digit at all. Its verdict:
 - below the probability that 99.5% of MNIST's held-back validation digits reach (the rule's
   `accept`, fitted per network): "this does not look like a digit";
@@ -28,6 +36,7 @@ The fitted rule answers with the probability that a picture is a digit at all. I
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import inspect
 from dataclasses import dataclass
@@ -40,7 +49,7 @@ from tqdm import tqdm
 
 from . import handwriting, pictures
 from .augment import affine
-from .checkpoints import atomic_save
+from .checkpoints import atomic_save, load_weights
 from .runtime import DATA_DIR, LearnerError
 from .training import batches
 
@@ -52,6 +61,12 @@ L2 = 1e-3  # how strongly the classifier's weights are kept small (a simpler rul
 WEAK = 0.7  # less likely than this to be a digit at all: "not sure", the evidence is weak
 SURE = 0.9  # a digit is named plainly only when the network gives it at least this probability
 CLOSE = 1 / 3  # "not sure" between two digits when the second has at least this share of the first's probability
+EXPOSURE_STEPS = 844  # steps of outlier exposure: two passes over MNIST's 54,000 training digits ...
+EXPOSURE_BATCH = 128  # ... at 128 a step, as in 04's training
+EXPOSURE_WEIGHT = 1.0  # how much "unsure on a non-digit" counts beside "the right digit on a digit"
+EXPOSURE_RATE = 1e-3  # the peak learning rate of exposure's short one-cycle schedule (Adam)
+NON_DIGITS_PER_STEP = 64  # made non-digits in each step, each turned, mirrored, scaled and moved at random
+MADE_DIGITS_PER_STEP = 32  # made digits (typed and drawn) in each step, with their labels
 
 
 def energy(logits: torch.Tensor) -> torch.Tensor:
@@ -189,7 +204,8 @@ def fit_rejection_rule(model, data, data_dir: Path = DATA_DIR) -> RejectionRule:
     4,000 validation digits, varied, join the fitting; the other 2,000, as they are, set the
     refusal threshold: the probability that 99.5% of them reach (at most 0.5).
     """
-    views, is_digit = fitting_set(data_dir)
+    views, labels = fitting_set(data_dir)
+    is_digit = labels >= 0
     made = ((views.float() / 255 - data.mean) / data.std).unsqueeze(1)  # (N, 1, 28, 28), normalized
     order = torch.randperm(len(data.val[0]), generator=torch.Generator().manual_seed(FITTING_SEED))
     val = data.val[0].cpu()
@@ -222,7 +238,7 @@ def varied_validation_digits(images: torch.Tensor, mean: float, std: float, seed
 
 # --- The made pictures, prepared once -----------------------------------------------------------------------
 def fitting_set(data_dir: Path = DATA_DIR) -> tuple[torch.Tensor, torch.Tensor]:
-    """(views (N, 28, 28) uint8, is_digit (N,) bool): the made pictures through the --image preparation.
+    """(views (N, 28, 28) uint8, labels (N,)): the made pictures through the --image preparation; label -1: no digit.
 
     Preparing a few thousand pictures takes a minute or two, so it happens once and is kept in
     data/. The file's name carries a fingerprint of the code that makes and prepares them: change
@@ -232,10 +248,10 @@ def fitting_set(data_dir: Path = DATA_DIR) -> tuple[torch.Tensor, torch.Tensor]:
     if path.is_file():
         try:
             kept = torch.load(path, weights_only=True)
-            return kept["views"], kept["is_digit"]
+            return kept["views"], kept["labels"]
         except (OSError, RuntimeError, KeyError, EOFError):
             path.unlink(missing_ok=True)  # damaged: made again below
-    made, is_digit, _ = pictures.fitting_pictures(FITTING_PICTURES, FITTING_SEED)
+    made, labels, _ = pictures.fitting_pictures(FITTING_PICTURES, FITTING_SEED)
     views, keep = [], []
     bar = tqdm(made, desc="preparing the pictures the not-a-digit rule is fitted on (once)", unit="picture",
                leave=False, disable=None)
@@ -246,13 +262,79 @@ def fitting_set(data_dir: Path = DATA_DIR) -> tuple[torch.Tensor, torch.Tensor]:
         except LearnerError:  # blank or a speck: the preparation refuses it before any rule is asked
             keep.append(False)
     views = (torch.stack(views) * 255).round().to(torch.uint8)
-    is_digit = torch.tensor(is_digit)[torch.tensor(keep)]
+    labels = torch.tensor(labels)[torch.tensor(keep)]
     with contextlib.suppress(LearnerError):  # a read-only data folder: the set is simply made again next time
-        atomic_save({"views": views, "is_digit": is_digit}, path)
-    return views, is_digit
+        atomic_save({"views": views, "labels": labels}, path)
+    return views, labels
 
 
 def fingerprint() -> str:
     """A short hash of the code and constants that make and prepare the fitting pictures."""
     source = inspect.getsource(pictures) + inspect.getsource(handwriting) + f"{FITTING_PICTURES} {FITTING_SEED}"
     return hashlib.sha256(source.encode()).hexdigest()[:12]
+
+
+# --- Outlier exposure: teaching the network what is not a digit ---------------------------------------------
+def expose_to_non_digits(model: nn.Module, data, data_dir: Path = DATA_DIR, steps: int = EXPOSURE_STEPS,
+                         seed: int = FITTING_SEED) -> nn.Module:
+    """A copy of `model` trained `steps` more steps on three things at once: MNIST's training digits and
+    the made digits, each with its label (cross-entropy), and the made non-digits with the target
+    "each digit equally likely" (cross-entropy against the uniform distribution, EXPOSURE_WEIGHT).
+    The non-digits are turned any way and mirrored (a mirrored star is still no digit). The test set
+    is never used."""
+    views, labels = fitting_set(data_dir)
+    device = next(model.parameters()).device
+    made = ((views.float() / 255 - data.mean) / data.std).unsqueeze(1).to(device)
+    non_digits, made_digits, made_labels = made[labels < 0], made[labels >= 0], labels[labels >= 0].to(device)
+    images, targets = data.train
+    paper = -data.mean / data.std  # the background, normalized
+    generator = torch.Generator().manual_seed(seed)
+
+    def draw(count: int, limit: int) -> torch.Tensor:
+        return torch.randint(limit, (count,), generator=generator)
+
+    taught = copy.deepcopy(model).train()
+    optimizer = torch.optim.Adam(taught.parameters(), lr=EXPOSURE_RATE)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, EXPOSURE_RATE, total_steps=steps, pct_start=0.2)
+    with torch.random.fork_rng(devices=[]):  # dropout's masks: seeded here, the caller's generator untouched
+        torch.manual_seed(seed)
+        for _ in tqdm(range(steps), desc="showing the CNN what is not a digit (once per model)", unit="step",
+                      leave=False, disable=None):
+            digits, made_ones = draw(EXPOSURE_BATCH, len(images)), draw(MADE_DIGITS_PER_STEP, len(made_digits))
+            others = non_digits[draw(NON_DIGITS_PER_STEP, len(non_digits))]
+            turn, size, mirror = torch.rand(3, len(others), generator=generator).to(device)
+            move = torch.rand(len(others), 2, generator=generator).to(device)
+            others = affine(others, (turn * 2 - 1) * 180, 1 + (size * 2 - 1) * 0.2, (move * 2 - 1) * 3,
+                            background=paper, mirrored=mirror < 0.5)
+            x = torch.cat([images[digits], made_digits[made_ones], others])
+            y = torch.cat([targets[digits], made_labels[made_ones]])
+            logits = taught(x)
+            unsure = -logits[len(y):].log_softmax(1).mean(1).mean()  # cross-entropy against "all ten equally"
+            loss = F.cross_entropy(logits[: len(y)], y) + EXPOSURE_WEIGHT * unsure
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+    return taught.eval()
+
+
+def taught_model(model: nn.Module, checkpoint_path: Path, data, data_dir: Path = DATA_DIR,
+                 steps: int | None = None) -> nn.Module:
+    """`model` after outlier exposure, kept beside its checkpoint (models/cnn.pt -> models/cnn_taught.pt).
+
+    The kept file names the checkpoint (a hash of its bytes) and the recipe it was made with: train
+    the CNN again, or change the made pictures or the constants above, and it is made again.
+    """
+    checkpoint_path, steps = Path(checkpoint_path), steps or EXPOSURE_STEPS
+    recipe = (f"{hashlib.sha256(checkpoint_path.read_bytes()).hexdigest()[:16]} {fingerprint()} {steps} "
+              f"{EXPOSURE_WEIGHT} {EXPOSURE_RATE} {NON_DIGITS_PER_STEP} {MADE_DIGITS_PER_STEP} {EXPOSURE_BATCH}")
+    path = checkpoint_path.with_name(f"{checkpoint_path.stem}_taught.pt")
+    with contextlib.suppress(Exception):  # missing, damaged or stale: made again below
+        kept = torch.load(path, map_location="cpu", weights_only=True)
+        if kept["recipe"] == recipe:
+            return load_weights(copy.deepcopy(model), kept, path).eval()
+    taught = expose_to_non_digits(model, data, data_dir, steps)
+    state = {name: tensor.detach().cpu() for name, tensor in taught.state_dict().items()}
+    with contextlib.suppress(LearnerError):  # a read-only models folder: made again next time
+        atomic_save({"arch": taught.arch, "state_dict": state, "recipe": recipe}, path)
+    return taught

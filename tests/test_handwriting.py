@@ -5,6 +5,7 @@ unevenly lit paper, a digit with a stray dot, heavy and typed glyphs, a photo st
 letters, noise and blank paper.
 """
 
+import contextlib
 import io
 import os
 import re
@@ -17,7 +18,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 import mnist_common
-from mnist_common.handwriting import PreparedDigit, image_from_bytes, prepare_digit, prepare_image
+from mnist_common.handwriting import NothingToReadError, PreparedDigit, image_from_bytes, prepare_digit, prepare_image
 from mnist_common.pictures import (
     FITTING_FONTS,
     HELD_OUT_FONTS,
@@ -29,7 +30,17 @@ from mnist_common.pictures import (
     on_page,
     paper,
 )
-from mnist_common.rejection import SURE, auroc, fit_rejection_rule, judge, logits_and_features, verdict_for
+from mnist_common.rejection import (
+    SURE,
+    auroc,
+    expose_to_non_digits,
+    fit_rejection_rule,
+    fitting_set,
+    judge,
+    logits_and_features,
+    taught_model,
+    verdict_for,
+)
 
 SEVEN = [[(0.25, 0.2), (0.75, 0.2), (0.4, 0.85)]]  # a 7: top bar, then the long stroke down
 ONE = [[(0.42, 0.3), (0.55, 0.15), (0.55, 0.85)]]
@@ -44,8 +55,15 @@ def draw(strokes, size: int, width: int, ink: int = 0, background: int = 255) ->
 
 
 @pytest.fixture(scope="module")
-def cnn_and_rule(models_dir, data):
-    model, checkpoint = mnist_common.load_model(models_dir / "cnn.pt", "04_improved_model.py")
+def plain_cnn(models_dir):
+    return mnist_common.load_model(models_dir / "cnn.pt", "04_improved_model.py")
+
+
+@pytest.fixture(scope="module")
+def cnn_and_rule(plain_cnn, models_dir, data):
+    """What 05 --image and the page read with: the CNN shown non-digits (a short exposure here), and its rule."""
+    model, checkpoint = plain_cnn
+    model = taught_model(model, models_dir / "cnn.pt", data)
     return model, checkpoint["normalization"], fit_rejection_rule(model, data)
 
 
@@ -271,3 +289,68 @@ def test_explain_draws_every_step_and_pages_stay_small(understand_model, models_
     assert names == ["05_your_digits.png", "05_your_digits_2.png", "05_preparation_steps.png"]
     with Image.open(result["figures"][0]) as page:
         assert page.height < 2500  # six pictures per page at most
+
+
+# --- Outlier exposure: the CNN shown what is not a digit ---------------------------------------------------
+def made_non_digits(data, seed: int = 11) -> torch.Tensor:
+    """Non-digits of every kind the benchmark has, prepared as --image prepares them, normalized."""
+    views = []
+    for pictures in mnist_common.pictures.not_digits(12, seed).values():
+        for picture in pictures:
+            with contextlib.suppress(NothingToReadError):  # blank paper is refused before any network sees it
+                views.append(prepare_image(picture).view)
+    return ((torch.stack(views) - data.mean) / data.std).unsqueeze(1)
+
+
+def test_the_made_digits_carry_their_true_labels(plain_cnn, data):
+    views, labels = fitting_set()
+    digits = labels >= 0
+    assert 0.4 < digits.float().mean() < 0.6 and set(labels[digits].tolist()) == set(range(10))
+    x = ((views[digits].float() / 255 - data.mean) / data.std).unsqueeze(1)
+    read = mnist_common.predict_logits(plain_cnn[0], x).argmax(1)
+    assert (read == labels[digits]).float().mean() > 0.8  # a network that never saw them reads most as labelled
+
+
+def test_outlier_exposure_makes_the_cnn_unsure_of_non_digits_and_keeps_its_digits(plain_cnn, data):
+    model = plain_cnn[0]
+    taught = expose_to_non_digits(model, data, steps=150)
+    others = made_non_digits(data)
+    sure_before = mnist_common.predict_logits(model, others).softmax(1).amax(1).mean()
+    sure_after = mnist_common.predict_logits(taught, others).softmax(1).amax(1).mean()
+    assert sure_after < 0.6 * sure_before, (sure_before, sure_after)  # far less sure of any digit
+    assert mnist_common.evaluate(taught, *data.val)[1] >= mnist_common.evaluate(model, *data.val)[1] - 0.01
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                  plain_cnn[0].state_dict().values()))  # the original untouched
+
+
+def test_outlier_exposure_never_touches_the_test_set(plain_cnn, data):
+    expose_to_non_digits(plain_cnn[0], WithoutTestSplit(data), steps=2)
+
+
+def test_the_taught_cnn_is_kept_and_made_again_for_another_checkpoint(plain_cnn, models_dir, data, tmp_path):
+    path, kept = tmp_path / "cnn.pt", tmp_path / "cnn_taught.pt"
+    path.write_bytes((models_dir / "cnn.pt").read_bytes())
+    first = taught_model(plain_cnn[0], path, data, steps=3)
+    assert kept.is_file() and not list(tmp_path.glob("*.part"))
+    made_at = kept.stat().st_mtime_ns
+    again = taught_model(plain_cnn[0], path, data, steps=3)
+    assert kept.stat().st_mtime_ns == made_at  # read back, not made again
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["metrics"]["test_acc"] = 0.5
+    torch.save(checkpoint, path)  # another checkpoint in the same place: its taught copy is made again
+    taught_model(plain_cnn[0], path, data, steps=3)
+    assert kept.stat().st_mtime_ns != made_at
+
+
+def test_a_ruled_page_with_a_margin_holds_no_digit_but_a_digit_on_it_is_read(cnn_and_rule):
+    page = Image.new("L", (400, 300), 240)
+    pen = ImageDraw.Draw(page)
+    for y in range(20, 300, 24):
+        pen.line([(0, y), (399, y)], fill=200, width=1)  # faint ruling
+    pen.line([(60, 0), (60, 299)], fill=150, width=2)  # the margin: darker, from top to bottom
+    with pytest.raises(NothingToReadError, match=r"ruling|blank"):
+        prepare_image(np.asarray(page, dtype=np.float32) / 255)
+    pen.line([(int(x * 300) + 100, int(y * 260) + 20) for x, y in SEVEN[0]], fill=20, width=9, joint="curve")
+    verdict = verdict_of(prepare_image(np.asarray(page, dtype=np.float32) / 255), cnn_and_rule)
+    assert verdict.kind != "not a digit" and verdict.digit == 7, verdict.text
