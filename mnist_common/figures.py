@@ -126,11 +126,14 @@ def plot_curves(history: History, title: str):
     """Loss and accuracy per epoch, training against validation, with the kept epoch marked."""
     epochs = history.column("epoch")
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(12, 4))
-    loss_ax.plot(epochs, history.column("train_loss"), "o-", label="training (averaged over the epoch)")
-    loss_ax.plot(epochs, history.column("val_loss"), "o-", label="validation (after the epoch)")
+    # grey and black: orange and blue mean the MLP and the CNN in every figure of the journey
+    train, val = {"color": "tab:gray", "linestyle": "--", "marker": "o"}, {"color": "black", "marker": "o"}
+    loss_ax.plot(epochs, history.column("train_loss"), **train,
+                 label="training (averaged over the epoch, with dropout on if any)")
+    loss_ax.plot(epochs, history.column("val_loss"), **val, label="validation (after the epoch)")
     loss_ax.set_ylabel("cross-entropy loss")
-    acc_ax.plot(epochs, [a * 100 for a in history.column("train_acc")], "o-", label="training")
-    acc_ax.plot(epochs, [a * 100 for a in history.column("val_acc")], "o-", label="validation")
+    acc_ax.plot(epochs, [a * 100 for a in history.column("train_acc")], **train, label="training")
+    acc_ax.plot(epochs, [a * 100 for a in history.column("val_acc")], **val, label="validation")
     acc_ax.axvline(history.best_epoch, color="gray", linestyle=":", label="best epoch (kept)")
     acc_ax.set_ylabel("accuracy (%)")
     for ax in (loss_ax, acc_ax):
