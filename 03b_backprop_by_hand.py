@@ -357,7 +357,8 @@ def plot_gradient_check(pairs: dict):
     """Hand gradients against finite differences, for the right backward pass and the broken one."""
     # one small panel per array, each on its own scale: W1's and b1's gradients are far smaller
     # than W2's, and on one shared plot they would hide under W2's dots near zero
-    arrays = (("W1", "tab:blue"), ("b1", "tab:green"), ("W2", "tab:orange"), ("b2", "tab:purple"))
+    # not orange or blue: those mean the MLP and the CNN in every figure of the journey
+    arrays = (("W1", "tab:green"), ("b1", "tab:olive"), ("W2", "tab:purple"), ("b2", "tab:brown"))
     fig = plt.figure(figsize=(14, 7.4), layout="constrained")
     for row, (name, sampled) in zip(fig.subfigures(len(pairs), 1), pairs.items()):
         numeric, hand, kind = (np.array(column) for column in zip(*sampled))
@@ -369,10 +370,10 @@ def plot_gradient_check(pairs: dict):
             ax.set_xlim(-limit, limit)
             ax.set_ylim(-limit, limit)
             ax.set_aspect("equal")
-            ax.ticklabel_format(style="sci", scilimits=(-2, 3))
+            ax.ticklabel_format(style="plain", useOffset=False)  # 0.01 written out: no "1e-2" offset to decode
             ax.tick_params(labelsize=8)
             ax.set_title(f"{which}: {int(mine.sum())} dots, largest relative error "
-                         f"{relative_error([p for p, m in zip(sampled, mine) if m]):.0e}", fontsize=9, color=colour)
+                         f"{relative_error([p for p, m in zip(sampled, mine) if m]):.1e}", fontsize=9, color=colour)
             ax.grid(alpha=0.3)
         row.suptitle(f"{name}: largest relative error {relative_error(sampled):.1e}", fontsize=11)
         row.supylabel("backward() gradient", fontsize=9)

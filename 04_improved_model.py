@@ -186,7 +186,8 @@ def plot_filters(weights: torch.Tensor, matches: list[FilterMatch], chance: dict
                 ax.set_title(f"{i}: {m.pattern}\n{m.polarity}\nsimilarity {m.similarity:.2f}", fontsize=9,
                              color="black" if m.similarity >= 0.75 else "dimgray")
             else:
-                ax.set_title(f"{i}: no clear pattern\n\nsimilarity {m.similarity:.2f}", fontsize=9, color="darkgray")
+                ax.set_title(f"{i}: no clear pattern\n(closest: {m.pattern})\nsimilarity {m.similarity:.2f}",
+                             fontsize=9, color="darkgray")
     fig.colorbar(image, ax=axes, shrink=0.6, pad=0.01, label="weight (red adds brightness, blue subtracts it)")
     summary = filter_summary(matches)
     unnamed = sum(m.similarity < named_from for m in matches)
@@ -233,7 +234,8 @@ def plot_feature_maps(image: torch.Tensor, maps: torch.Tensor, title: str, dead:
                        ha="center", va="center")
     for ax in (left, right):
         ax.axis("off")
-    fig.colorbar(shown_maps, ax=right, shrink=0.8, label="activation after ReLU (one square-root scale for all maps)")
+    fig.colorbar(shown_maps, ax=right, shrink=0.8, label="activation after ReLU, one scale for all maps\n(square-root "
+                 "spaced: a quarter of the top value sits halfway up, so weak responses stay visible)")
     only_silent = int((silent & ~dead).sum())  # a dead channel is silent too, but is counted as dead
     detail = f"{only_silent} of {n} silent for this digit" if only_silent else "every live map responds somewhere"
     if dead.any():

@@ -99,6 +99,13 @@ CLAIMS = [  # (guide phrase, log phrase, tolerance)
     ("answers {}% of the test digits and", "CNN: AUROC # for the rule, # for the energy score alone (1 = every digit "
      "scores above every non-digit). It refuses below #% (the probability that 99.5% of held-back validation "
      "digits reach): it answers {}%", 0.5),
+    ("test accuracy {}% before exposure", "Test accuracy {}% before,", TRAINED),
+    ("before exposure and {}% after", "before, {}% after;", TRAINED),
+    ("AUROC {} for its rule and", "CNN taught: AUROC {} for the rule", SMALL),
+    ("and {} for the energy score alone: exposure", "CNN taught: AUROC # for the rule, {} for the energy", SMALL),
+    ("It answers {}% of the test digits and also", "CNN taught: AUROC # for the rule, # for the energy score alone "
+     "(1 = every digit scores above every non-digit). It refuses below #% (the probability that 99.5% of held-back "
+     "validation digits reach): it answers {}%", 0.5),
     ("the MLP: AUROC {} (", "MLP: AUROC {} for the rule", SMALL * 2),
     ("the MLP: AUROC 0.985 ({} for energy alone)", "MLP: AUROC # for the rule, {} for the energy", 0.03),
 ]
