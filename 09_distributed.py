@@ -512,7 +512,7 @@ def section_machines() -> list[str]:
 # --- The figure -------------------------------------------------------------------------------------
 def plot_distributed(costs: dict | None, proof: list[dict] | None):
     panels = [p for p in (costs, proof) if p]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.6), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.6), layout="constrained", squeeze=False)
     axes = iter(axes[0])
     if costs:
         ax = next(axes)
@@ -521,8 +521,10 @@ def plot_distributed(costs: dict | None, proof: list[dict] | None):
                  f"{costs['processes']} processes\nx {costs['threads']} thread"]
         compute = [costs["one_process_epoch_s"], costs["no_sync_ms"] * per_step]
         reduce = [0.0, max(0.0, costs["step_ms"] - costs["no_sync_ms"]) * per_step]
-        ax.bar(names, compute, color="tab:blue", label="computing")
-        bars = ax.bar(names, reduce, bottom=compute, color="tab:orange", hatch="//", label="all-reduce (not hidden)")
+        # grey and red, never orange and blue: those mean the MLP and the CNN in every figure of the journey
+        ax.bar(names, compute, color="tab:gray", label="computing")
+        bars = ax.bar(names, reduce, bottom=compute, color="tab:red", alpha=0.6, hatch="//",
+                      label="all-reduce (not hidden)")
         ax.bar_label(bars, labels=[f"{c + r:.1f} s" for c, r in zip(compute, reduce)], fontsize=10)
         ax.set_ylabel(f"seconds per epoch ({costs['steps_per_epoch']} steps, extrapolated)")
         ax.set_ylim(0, max(c + r for c, r in zip(compute, reduce)) * 1.45)  # room for the legend above the labels
@@ -534,17 +536,18 @@ def plot_distributed(costs: dict | None, proof: list[dict] | None):
         ax = next(axes)
         names = [row["case"] for row in proof][::-1]
         rows = range(len(names))
-        for shift, precision, colour in ((0.2, "fp32", "tab:blue"), (-0.2, "fp64", "tab:purple")):
+        for shift, precision, colour in ((0.2, "fp32", "tab:green"), (-0.2, "fp64", "tab:purple")):
             values = [max(row[precision], 1e-18) for row in proof][::-1]
             ax.barh([r + shift for r in rows], values, height=0.38, color=colour, label=precision)
         ax.set_yticks(list(rows), names)
-        ax.axvline(EQUAL_WITHIN, color="black", linestyle="--", label=f"{EQUAL_WITHIN:g}")
+        ax.axvline(EQUAL_WITHIN, color="black", linestyle="--", label=f"{EQUAL_WITHIN:g}: left of it, the same steps")
         ax.set_xscale("log")
         ax.set_xlabel("largest weight difference / largest weight, DDP against one process")
         ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)
         same = [row["case"] for row in proof if row["equal"]]
-        ax.set_title(f"What DDP computes, after {proof[0]['steps']} steps (dashed line: {EQUAL_WITHIN:g})\n"
-                     f"the same steps: {'; '.join(same) or 'none'}", fontsize=10)
+        ax.set_title(f"Does DDP take one process's steps? Weights after {proof[0]['steps']} steps.\n"
+                     f"The same in fp64: {'; '.join(same) or 'none'};\nin fp32, rounding differs and can grow",
+                     fontsize=9)
     fig.suptitle("09: several processes training one network (DistributedDataParallel, "
                  f"{costs['processes'] if costs else 'W'} processes)")
     return fig
