@@ -274,10 +274,12 @@ def plot_experiment(name: str, results: dict):
         if history is None or not history.epochs:
             continue  # diverged before its first epoch ended: nothing to draw
         style, label = ("x--", f"{label} (diverged, stopped)") if r["diverged"] else ("o-", label)
-        loss_ax.plot(history.column("epoch"), history.column("train_loss"), style, label=label)
+        (line,) = loss_ax.plot(history.column("epoch"), history.column("train_loss"), style, label=label)
+        if not r["diverged"]:  # the gap between the two losses is what overfitting looks like
+            loss_ax.plot(history.column("epoch"), history.column("val_loss"), ":", color=line.get_color(), lw=1.3)
         err_ax.plot(history.column("epoch"), [(1 - a) * 100 for a in history.column("val_acc")], style, label=label)
     log_scale(loss_ax)
-    loss_ax.set_ylabel("training loss (log scale)")
+    loss_ax.set_ylabel("loss, log scale: training solid (dropout\non while measured), validation dotted")
     log_scale(err_ax)
     err_ax.set_ylabel("validation error, % wrong (log scale)")
     for ax in (loss_ax, err_ax):
