@@ -131,7 +131,8 @@ def train_once(settings: MLPSettings, data, device, precision, out_dir: Path, mo
     if path:
         say(f"saved {shown(path)}" + (" (the best weights before Ctrl-C)" if run.history.stop_reason == "Ctrl-C"
                                       else ""))
-    figure = save_figure(plot_curves(run.history, f"{describe(settings)} network: test accuracy {run.test_acc:.2%}"),
+    figure = save_figure(plot_curves(run.history, f"{describe(settings)} network: test accuracy {run.test_acc:.2%}",
+                                     "MLP"),
                          out_dir, "03_training_curves.png")
     print_best_runs(models_dir, "03_train_model.py", settings.as_record())
     return {"run": run, "model": run.model, "history": run.history, "test_acc": run.test_acc,

@@ -371,6 +371,7 @@ def plot_gradient_check(pairs: dict):
             ax.set_ylim(-limit, limit)
             ax.set_aspect("equal")
             ax.ticklabel_format(style="plain", useOffset=False)  # 0.01 written out: no "1e-2" offset to decode
+            ax.xaxis.set_major_locator(MaxNLocator(5))  # few enough that the written-out numbers never touch
             ax.tick_params(labelsize=8)
             ax.set_title(f"{which}: {int(mine.sum())} dots, largest relative error "
                          f"{relative_error([p for p, m in zip(sampled, mine) if m]):.1e}", fontsize=9, color=colour)

@@ -184,7 +184,7 @@ def plot_filters(weights: torch.Tensor, matches: list[FilterMatch], chance: dict
             m = matches[i]
             if m.similarity >= named_from:
                 ax.set_title(f"{i}: {m.pattern}\n{m.polarity}\nsimilarity {m.similarity:.2f}", fontsize=9,
-                             color="black" if m.similarity >= 0.75 else "dimgray")
+                             color="black" if round(m.similarity, 2) >= 0.75 else "dimgray")  # as printed
             else:
                 ax.set_title(f"{i}: no clear pattern\n(closest: {m.pattern})\nsimilarity {m.similarity:.2f}",
                              fontsize=9, color="darkgray")
@@ -415,7 +415,7 @@ def main(settings: CNNSettings | None = None, feature_map_digit: int = FEATURE_M
     weights, matches, filters = show_filters(run.model)
     print("\n== Figures ==")
     written = [
-        save_figure(plot_curves(run.history, f"CNN: test accuracy {run.test_acc:.2%}"), out_dir,
+        save_figure(plot_curves(run.history, f"CNN: test accuracy {run.test_acc:.2%}", "CNN"), out_dir,
                     "04_training_curves.png"),
         save_figure(plot_comparison(rows), out_dir, "04_mlp_vs_cnn.png"),
         save_figure(plot_shifts(shifts, shifted), out_dir, "04_shifted_digits.png"),

@@ -122,12 +122,14 @@ def log_scale(ax, axis: str = "y") -> None:
     target.set_minor_formatter(NullFormatter())
 
 
-def plot_curves(history: History, title: str):
-    """Loss and accuracy per epoch, training against validation, with the kept epoch marked."""
+def plot_curves(history: History, title: str, model: str):
+    """Loss and accuracy per epoch, training against validation, with the kept epoch marked, in the
+    colour `model` ("MLP" or "CNN") has in every figure: training dashed and pale, validation solid."""
     epochs = history.column("epoch")
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(12, 4))
-    # grey and black: orange and blue mean the MLP and the CNN in every figure of the journey
-    train, val = {"color": "tab:gray", "linestyle": "--", "marker": "o"}, {"color": "black", "marker": "o"}
+    colour = model_colors([model])[model]
+    train = {"color": colour, "linestyle": "--", "marker": "o", "alpha": 0.5, "markerfacecolor": "white"}
+    val = {"color": colour, "marker": "o"}
     loss_ax.plot(epochs, history.column("train_loss"), **train,
                  label="training (averaged over the epoch, with dropout on if any)")
     loss_ax.plot(epochs, history.column("val_loss"), **val, label="validation (after the epoch)")
@@ -141,6 +143,6 @@ def plot_curves(history: History, title: str):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_xlim(0.5, len(epochs) + 0.5)  # room around the first and last epoch (and the best-epoch line)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="best")
     fig.suptitle(title)
     return fig
