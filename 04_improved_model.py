@@ -237,7 +237,8 @@ def plot_feature_maps(image: torch.Tensor, maps: torch.Tensor, title: str, dead:
     fig.colorbar(shown_maps, ax=right, shrink=0.8, label="activation after ReLU, one scale for all maps\n(square-root "
                  "spaced: a quarter of the top value sits halfway up, so weak responses stay visible)")
     only_silent = int((silent & ~dead).sum())  # a dead channel is silent too, but is counted as dead
-    detail = f"{only_silent} of {n} silent for this digit" if only_silent else "every live map responds somewhere"
+    detail = (f"{only_silent} of {n} silent for this digit" if only_silent
+              else "every map of a live (not dead) channel responds somewhere")
     if dead.any():
         detail += f"; {plural(int(dead.sum()), 'dead channel')} (almost never fires on 1,000 test digits)"
     fig.suptitle(f"{title}: {detail}", fontsize=10)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.patches import Patch
+from matplotlib.ticker import FixedLocator, MaxNLocator
 
 from mnist_common import (
     CLASS_NAMES,
@@ -505,6 +506,7 @@ def plot_not_digits(scores: dict, rules: dict):
     every = torch.cat([v.float() for by_kind in scores.values() for v in by_kind.values() if len(v)]).clamp(-30, 30)
     bins = np.linspace(math.floor(every.min().item()), math.ceil(every.max().item()), 51)  # the same for all
     weak = math.log(WEAK / (1 - WEAK))
+    peaks = [0.0] * len(kinds)  # the tallest bar in each row, in %
     for col, name in enumerate(names):
         accept = rules[name].accept
         refuse = math.log(accept / (1 - accept))
@@ -517,9 +519,9 @@ def plot_not_digits(scores: dict, rules: dict):
             if len(kind_scores):
                 counts, _ = np.histogram(kind_scores.float().clamp(-30, 30).numpy(), bins=bins)
                 ax.stairs(counts / len(kind_scores) * 100, bins, fill=True, color=colours[name], alpha=0.85)
+                peaks[row] = max(peaks[row], counts.max() / len(kind_scores) * 100)
             ax.text(0.995, 0.9, f"{kind} ({len(kind_scores):,})", transform=ax.transAxes, ha="right", va="top",
                     fontsize=9, fontweight="bold" if kind == kinds[0] else "normal")
-            ax.margins(y=0.25)
             ax.grid(axis="x", alpha=0.3)
             if col == 0:
                 ax.set_ylabel("share (%)", fontsize=8)
@@ -529,6 +531,9 @@ def plot_not_digits(scores: dict, rules: dict):
         axes[-1, col].set_xlabel("the rule's score: log-odds that the picture is a digit\n(a score beyond "
                                  "+-30 is drawn at +-30)")
     axes[0, 0].set_xlim(bins[0], bins[-1])
+    for row, peak in zip(axes, peaks):  # room above the tallest bar for the label; no tick above 100%
+        row[0].set_ylim(0, min(max(peak, 1) * 1.3, 115))
+        row[0].yaxis.set_major_locator(FixedLocator([t for t in MaxNLocator(4).tick_values(0, peak) if t <= 100]))
     keys = [Patch(color="tab:red", alpha=0.2, label="left of the dashed line: \"this does not look like a digit\""),
             Patch(color="gold", alpha=0.35, label="between the lines: \"not sure\" (weak evidence)"),
             Patch(facecolor="white", edgecolor="lightgray", label="right of the dotted line: a digit (\"not sure\" "
