@@ -204,7 +204,8 @@ def plot_filters(weights: torch.Tensor, matches: list[FilterMatch], chance: dict
     return fig
 
 
-def plot_feature_maps(image: torch.Tensor, maps: torch.Tensor, title: str, dead: torch.Tensor, cols: int = 8):
+def plot_feature_maps(image: torch.Tensor, maps: torch.Tensor, title: str, dead: torch.Tensor, cols: int = 8,
+                      note: str = ""):
     """One image and what each filter of a layer responds to in it, all on ONE brightness scale.
 
     The (n, h, w) maps are tiled into one mosaic; a map that is zero everywhere is marked
@@ -235,13 +236,13 @@ def plot_feature_maps(image: torch.Tensor, maps: torch.Tensor, title: str, dead:
     for ax in (left, right):
         ax.axis("off")
     fig.colorbar(shown_maps, ax=right, shrink=0.8, label="activation after ReLU, one scale for all maps\n(square-root "
-                 "spaced: a quarter of the top value sits halfway up, so weak responses stay visible)")
+                 "spaced: a quarter of the top sits halfway up)")
     only_silent = int((silent & ~dead).sum())  # a dead channel is silent too, but is counted as dead
     detail = (f"{only_silent} of {n} silent for this digit" if only_silent
               else "every map of a live (not dead) channel responds somewhere")
     if dead.any():
         detail += f"; {plural(int(dead.sum()), 'dead channel')} (almost never fires on 1,000 test digits)"
-    fig.suptitle(f"{title}: {detail}", fontsize=10)
+    fig.suptitle(f"{title}: {detail}" + (f"\n{note}" if note else ""), fontsize=10)
     return fig
 
 
@@ -436,8 +437,10 @@ def draw_feature_maps(model: CNN, data, index: int, out_dir: Path) -> list[Path]
     image, label = data.test[0][index:index + 1], data.classes[data.test[1][index].item()]
     first, second = model.feature_maps(image)
     dead1, dead2 = dead_in_each_layer(model, data.test[0][:1000])
+    padding = (f"the frame around many maps: the zero padding outside the image is brighter than the normalized "
+               f"paper ({-data.mean / data.std:.2f}), so edge filters see a faint line all round")
     return [save_figure(plot_feature_maps(image[0], first[0], f"First layer: 32 feature maps (28x28) of a {label}",
-                                          dead1.cpu()), out_dir, "04_feature_maps_conv1.png"),
+                                          dead1.cpu(), note=padding), out_dir, "04_feature_maps_conv1.png"),
             save_figure(plot_feature_maps(image[0], second[0], f"Second layer: 64 feature maps (14x14) of a {label}",
                                           dead2.cpu()), out_dir, "04_feature_maps_conv2.png")]
 
