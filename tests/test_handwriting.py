@@ -313,14 +313,15 @@ def test_the_made_digits_carry_their_true_labels(plain_cnn, data):
 
 def test_outlier_exposure_makes_the_cnn_unsure_of_non_digits_and_keeps_its_digits(plain_cnn, data):
     model = plain_cnn[0]
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
     taught = expose_to_non_digits(model, data, steps=150)
     others = made_non_digits(data)
     sure_before = mnist_common.predict_logits(model, others).softmax(1).amax(1).mean()
     sure_after = mnist_common.predict_logits(taught, others).softmax(1).amax(1).mean()
     assert sure_after < 0.6 * sure_before, (sure_before, sure_after)  # far less sure of any digit
     assert mnist_common.evaluate(taught, *data.val)[1] >= mnist_common.evaluate(model, *data.val)[1] - 0.01
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
-                                                  plain_cnn[0].state_dict().values()))  # the original untouched
+    assert all(torch.equal(before[name], tensor) for name, tensor in model.state_dict().items())  # a copy learned
+    assert not all(torch.equal(before[name], tensor) for name, tensor in taught.state_dict().items())
 
 
 def test_outlier_exposure_never_touches_the_test_set(plain_cnn, data):
