@@ -494,6 +494,13 @@ def plot_preparation(name: str, p: PreparedDigit):
     return fig
 
 
+def edges_through(low: float, high: float, first: float, second: float, about: int = 50) -> np.ndarray:
+    """About `about` equal histogram bins over low..high, placed so that `first` and `second` are edges."""
+    width = (second - first) / max(1, round((second - first) * about / (high - low)))
+    start = first - math.ceil((first - low) / width) * width
+    return np.arange(start, high + width, width)
+
+
 def plot_not_digits(scores: dict, rules: dict):
     """The rule's score for test digits and for each kind of non-digit: one small panel per kind (rows)
     and network (columns), on one shared x-axis, with the rule's three verdicts shaded behind."""
@@ -504,15 +511,16 @@ def plot_not_digits(scores: dict, rules: dict):
     fig, axes = plt.subplots(len(kinds), len(names), figsize=(5.5 * len(names), 1.45 * len(kinds) + 1.9),
                              layout="constrained", squeeze=False, sharex=True, sharey="row")
     every = torch.cat([v.float() for by_kind in scores.values() for v in by_kind.values() if len(v)]).clamp(-30, 30)
-    bins = np.linspace(math.floor(every.min().item()), math.ceil(every.max().item()), 51)  # the same for all
+    low, high = math.floor(every.min().item()), math.ceil(every.max().item())
     weak = math.log(WEAK / (1 - WEAK))
     peaks = [0.0] * len(kinds)  # the tallest bar in each row, in %
     for col, name in enumerate(names):
         accept = rules[name].accept
         refuse = math.log(accept / (1 - accept))
+        bins = edges_through(low, high, refuse, weak)  # no bar straddles a line: each is in one verdict
         for row, kind in enumerate(kinds):
             ax, kind_scores = axes[row, col], scores[name][kind]
-            ax.axvspan(bins[0], refuse, color="tab:red", alpha=0.1, lw=0)
+            ax.axvspan(low, refuse, color="tab:red", alpha=0.1, lw=0)
             ax.axvspan(refuse, weak, color="gold", alpha=0.18, lw=0)
             ax.axvline(refuse, color="black", linestyle="--", lw=1.4)
             ax.axvline(weak, color="black", linestyle=":", lw=1.4)
@@ -530,7 +538,7 @@ def plot_not_digits(scores: dict, rules: dict):
                                "(dotted)", color=colours[name], fontsize=11)
         axes[-1, col].set_xlabel("the rule's score: log-odds that the picture is a digit\n(a score beyond "
                                  "+-30 is drawn at +-30)")
-    axes[0, 0].set_xlim(bins[0], bins[-1])
+    axes[0, 0].set_xlim(low, high)
     for row, peak in zip(axes, peaks):  # room above the tallest bar for the label; no tick above 100%
         row[0].set_ylim(0, min(max(peak, 1) * 1.3, 115))
         row[0].yaxis.set_major_locator(FixedLocator([t for t in MaxNLocator(4).tick_values(0, peak) if t <= 100]))

@@ -218,3 +218,12 @@ def test_image_mode_never_reads_the_mlp(understand_model, models_dir, raw_data, 
     Image.fromarray(255 - mnist_digit(raw_data, 0)).resize((112, 112)).save(tmp_path / "zero.png")
     result = understand_model.main(image_paths=[tmp_path / "zero.png"], models_dir=folder, out_dir=tmp_path)
     assert result["predictions"] == [0] and "mlp" not in capsys.readouterr().out
+
+
+def test_the_not_a_digit_histogram_has_an_edge_on_each_threshold(understand_model):
+    """So no bar straddles a line and every bar lies in one verdict's shading."""
+    edges = understand_model.edges_through(-11, 30, -2.6, 0.85)
+    assert edges[0] <= -11 and edges[-1] >= 30 and 40 <= len(edges) <= 70
+    assert np.allclose(np.diff(edges), edges[1] - edges[0])
+    for line in (-2.6, 0.85):
+        assert np.isclose(edges, line, atol=1e-9).any()
