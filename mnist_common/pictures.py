@@ -180,6 +180,16 @@ def glyph(text: str, font_name: str, height: int, weight: float = 0.0) -> Image.
     return image.crop(box) if box else image
 
 
+def slanted(ink: Image.Image, slant: float) -> Image.Image:
+    """White-on-black ink leaned right (slant > 0, as italics lean) or left: x moves by slant x height."""
+    if slant == 0:
+        return ink
+    room = round(abs(slant) * ink.height)
+    start = room if slant > 0 else 0  # where the top row's offset begins, so no ink leaves the picture
+    return ink.transform((ink.width + room, ink.height), Image.AFFINE, (1, slant, -start, 0, 1, 0),
+                         resample=Image.BILINEAR)
+
+
 def on_page(ink: Image.Image, rng: np.random.Generator, size: int, look: str) -> np.ndarray:
     """White-on-black ink laid on a page as a learner's file shows it: "photo" (grey ink on lit paper),
     "clean" (black on white, as a drawing program saves it) or "dark" (light ink on a dark page)."""
@@ -208,7 +218,7 @@ def random_shape(rng: np.random.Generator, size: int) -> Image.Image:
     a polygon of 3 to 6 sides turned any way (a diamond is a turned square), outlined or filled, an
     arrow, or a circle with a mark inside (a ring alone is left out: it is a 0)."""
     kind = str(rng.choice(["star", "grid", "zigzag", "triangle", "square", "cross", "house", "heart", "spiral",
-                           "polygon", "polygon", "filled", "arrow", "marked circle"]))
+                           "polygon", "polygon", "polygon", "polygon", "filled", "arrow", "marked circle"]))
     if kind in ("polygon", "filled"):
         sides, turn = int(rng.integers(3, 7)), rng.uniform(0, 2 * np.pi)  # more sides look round: a 0
         rx, ry = rng.uniform(0.2, 0.35, 2)
@@ -276,11 +286,12 @@ def texture(rng: np.random.Generator, size: int) -> np.ndarray:
 def fitting_pictures(count: int, seed: int) -> tuple[list[np.ndarray], list[int], list[str]]:
     """`count` pictures for fitting the "not a digit" rule: (pictures, label, kind), label -1 for a non-digit.
 
-    Half are digits (typed in FITTING_FONTS at every weight, drawn by a jittery hand with pens of
-    every width), half are not (letters in the same fonts and weights, symbols, shapes, scribbles,
-    textures). Both halves share every look (photo, clean, light on dark) and every pen, so the
-    rule can only learn the shapes, not the styles. No MNIST test digit is used; MNIST's own
-    validation digits join them in rejection.py.
+    Half are digits (typed in FITTING_FONTS at every weight, from a fine pen to a heavy felt pen,
+    upright or leaning; drawn by a jittery hand with pens of every width), half are not (letters
+    and symbols in the same fonts, weights and slants, shapes, scribbles, textures). Both halves
+    share every look (photo, clean, light on dark) and every pen, so the rule can only learn the
+    shapes, not the styles. No MNIST test digit is used; MNIST's own validation digits join them in
+    rejection.py.
     """
     rng = np.random.default_rng(seed)
     pictures, labels, kinds = [], [], []
@@ -300,14 +311,15 @@ def fitting_pictures(count: int, seed: int) -> tuple[list[np.ndarray], list[int]
 
 def made_ink(kind: str, rng: np.random.Generator, size: int, digit: int = -1) -> Image.Image:
     """White-on-black ink of one kind of fitting picture: a typed or drawn `digit`, letters, symbols, shapes..."""
-    height, weight = int(rng.integers(40, 90)), float(rng.choice([-0.03, 0.0, 0.0, 0.03, 0.06]))
-    name = str(rng.choice(FITTING_FONTS))
+    height, weight = int(rng.integers(40, 90)), float(rng.choice([-0.03, 0.0, 0.0, 0.03, 0.06, 0.09, 0.12]))
+    name, slant = str(rng.choice(FITTING_FONTS)), float(rng.choice([0.0, 0.0, rng.uniform(-0.2, 0.4)]))
     if kind == "typed":
-        return glyph(str(digit), name, height, weight)
+        return slanted(glyph(str(digit), name, height, weight), slant)
     if kind == "drawn":
         return jittered_digit(digit, rng, size)
     if kind in ("letter", "symbol"):
-        return glyph(str(rng.choice(list(LETTERS if kind == "letter" else SYMBOLS))), name, height, weight)
+        return slanted(glyph(str(rng.choice(list(LETTERS if kind == "letter" else SYMBOLS))), name, height, weight),
+                       slant)
     if kind == "shape":
         return random_shape(rng, size)
     return drawn_strokes(scribble_strokes(rng), max(1, round(size * rng.uniform(0.02, 0.1))), size)

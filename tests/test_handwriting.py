@@ -29,6 +29,7 @@ from mnist_common.pictures import (
     noise,
     on_page,
     paper,
+    slanted,
 )
 from mnist_common.rejection import (
     SURE,
@@ -176,6 +177,22 @@ def test_bold_typed_digits_in_fonts_the_rule_never_saw_are_read(cnn_and_rule, fo
     right = sum(v.kind != "not a digit" and v.digit == d for d, v in enumerate(verdicts))
     refused = sum(v.kind == "not a digit" for v in verdicts)
     assert right >= 9 and refused == 0, [v.text for v in verdicts]
+
+
+@pytest.mark.parametrize("slant", [0.3, -0.2])
+def test_a_slanted_glyph_leans_the_right_way_and_keeps_all_its_ink(slant):
+    upright = glyph("1", "DejaVuSans.ttf", 80)  # a vertical bar with a flag and a foot
+    leaned = np.asarray(slanted(upright, slant), dtype=np.float32)
+    assert leaned.shape == (upright.height, upright.width + round(abs(slant) * upright.height))
+    assert leaned.sum() == pytest.approx(np.asarray(upright, dtype=np.float32).sum(), rel=0.02)  # nothing cut off
+
+    def centre(rows):  # the mean column of the ink in these rows
+        return (rows.sum(0) * np.arange(rows.shape[1])).sum() / rows.sum()
+
+    quarter = upright.height // 4
+    lean = centre(leaned[quarter:2 * quarter]) - centre(leaned[2 * quarter:3 * quarter])  # upper middle minus lower
+    assert lean == pytest.approx(slant * quarter, abs=1.5)  # to the right for a positive slant, as italics lean
+    assert slanted(upright, 0.0) is upright
 
 
 def heavy_four(size: int = 160, pen: int = 17) -> np.ndarray:
