@@ -41,7 +41,7 @@ run: setup
 		echo "=== $$step took $$(( $$(date +%s) - start )) s"; \
 	done
 
-# The guide against a real run: the default journey into journey.log (about 10 minutes on 2 cores),
+# The guide against a real run: the default journey into journey.log (10 to 12 minutes on 2 cores),
 # then every number learning_plan.md quotes compared with what the run printed.
 check-guide: SHELL := /bin/bash
 check-guide: setup

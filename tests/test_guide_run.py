@@ -60,7 +60,7 @@ CLAIMS = [  # (guide phrase, log phrase, tolerance)
     ("difference from the hand gradients is {} x 10^-7", "finite differences, 70 weights and biases: {}e-07", 1.5),
     ("product per layer per batch, reach {}% on the test set", "test accuracy {}%; ", EXACT),
     ("it is 48% at the start and {}% after training", "48% at the start, {}% after training", EXACT),
-    ("After one epoch: {}% against", "N(0, 1) # {}%", 2.0),
+    ("After one epoch: {}% to", "N(0, 1) # {}%", 2.0),
     ("keeps every layer's gradient alike (0.16 to 0.18) and reaches {}%", "ReLU, He N(0, 2/n_in) # # # # # {}%", EXACT),
     ("the validation cost turns upward again ({} at its lowest", "sum of squared weights 0 #% #% # # {}", EXACT),
     # Phase 4: 03 --experiment all
