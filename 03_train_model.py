@@ -56,6 +56,7 @@ from mnist_common import (
     shown,
     start_training,
     train_mlp,
+    variant_colors,
 )
 
 # --- Hyperparameters: edit one line, re-run, compare (Phase 4) ----------------------------
@@ -140,6 +141,9 @@ def train_once(settings: MLPSettings, data, device, precision, out_dir: Path, mo
             "figures": [figure]}
 
 
+UNCHANGED = "the knobs above, unchanged"  # the label of the run with 03's own settings
+
+
 # --- Phase 4: variations side by side --------------------------------------------------------
 def variant_label(changes: dict) -> str:
     """{"hidden_sizes": (512, 256), "dropout": 0.2} -> "hidden 512-256, dropout 0.2"; {} -> the knobs, unchanged."""
@@ -148,7 +152,7 @@ def variant_label(changes: dict) -> str:
              "batch_size": lambda v: f"batch {v}", "dropout": lambda v: f"dropout {v:g}",
              "activation": lambda v: "no activation" if v == "none" else v,
              "weight_decay": lambda v: f"weight decay {v:g}", "batch_norm": lambda v: "batch norm" if v else "no bn"}
-    return ", ".join(words[key](value) for key, value in changes.items()) or "the knobs above, unchanged"
+    return ", ".join(words[key](value) for key, value in changes.items()) or UNCHANGED
 
 
 def measured(run, data, seconds: float, reused: bool = False) -> dict:
@@ -270,15 +274,18 @@ def run_all_experiments(settings: MLPSettings, data, device, precision, out_dir,
 def plot_experiment(name: str, results: dict):
     """Training loss and validation error per epoch, one line per variant, both on log scales."""
     fig, (loss_ax, err_ax) = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
+    colours = variant_colors(results, UNCHANGED)  # 03's own settings in the MLP's orange
     for label, r in results.items():
-        history = r["history"]
+        history, colour = r["history"], colours[label]
         if history is None or not history.epochs:
             continue  # diverged before its first epoch ended: nothing to draw
-        style, label = ("x--", f"{label} (diverged, stopped)") if r["diverged"] else ("o-", label)
-        (line,) = loss_ax.plot(history.column("epoch"), history.column("train_loss"), style, label=label)
+        shown_as = "03's settings, unchanged" if label == UNCHANGED else label
+        style, shown_as = ("x--", f"{shown_as} (diverged, stopped)") if r["diverged"] else ("o-", shown_as)
+        loss_ax.plot(history.column("epoch"), history.column("train_loss"), style, color=colour, label=shown_as)
         if not r["diverged"]:  # the gap between the two losses is what overfitting looks like
-            loss_ax.plot(history.column("epoch"), history.column("val_loss"), ":", color=line.get_color(), lw=1.3)
-        err_ax.plot(history.column("epoch"), [(1 - a) * 100 for a in history.column("val_acc")], style, label=label)
+            loss_ax.plot(history.column("epoch"), history.column("val_loss"), ":", color=colour, lw=1.3)
+        err_ax.plot(history.column("epoch"), [(1 - a) * 100 for a in history.column("val_acc")], style, color=colour,
+                    label=shown_as)
     log_scale(loss_ax)
     loss_ax.set_ylabel("loss, log scale: training solid (dropout\non while measured), validation dotted")
     log_scale(err_ax)
@@ -289,8 +296,8 @@ def plot_experiment(name: str, results: dict):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     diverged = any(r["diverged"] for r in results.values())
-    fig.suptitle(f"Experiment '{name}': the same data, each line the knobs at the top of 03_train_model.py with "
-                 "the changes its label names\nlower is better in both panels"
+    fig.suptitle(f"Experiment '{name}': each line is 03's settings (the knobs at the top of 03_train_model.py) "
+                 "with the change its label names\nlower is better in both panels"
                  + ("; x: a run that diverged, up to its last finished epoch" if diverged else ""))
     return fig
 

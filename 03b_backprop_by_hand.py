@@ -27,6 +27,7 @@ from matplotlib.ticker import MaxNLocator
 
 from mnist_common import (
     DATA_DIR,
+    MODEL_COLORS,
     MODELS_DIR,
     VIS_DIR,
     check_knob,
@@ -389,9 +390,9 @@ def plot_gradient_check(pairs: dict):
 def plot_training(history, test_acc: float):
     epochs, costs, val_acc, _ = zip(*history)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
-    left.plot(epochs, costs, "o-")
+    left.plot(epochs, costs, "o-", color=MODEL_COLORS["MLP"])  # an MLP: the MLP's colour everywhere
     left.set_ylabel("training cost (cross-entropy, epoch average)")
-    right.plot(epochs, [a * 100 for a in val_acc], "o-", color="tab:green")
+    right.plot(epochs, [a * 100 for a in val_acc], "o-", color=MODEL_COLORS["MLP"])
     right.set_ylabel("validation accuracy (%)")
     for ax in (left, right):
         ax.set_xlabel("epoch")

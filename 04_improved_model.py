@@ -188,7 +188,8 @@ def plot_filters(weights: torch.Tensor, matches: list[FilterMatch], chance: dict
             else:
                 ax.set_title(f"{i}: no clear pattern\n(closest: {m.pattern})\nsimilarity {m.similarity:.2f}",
                              fontsize=9, color="darkgray")
-    fig.colorbar(image, ax=axes, shrink=0.6, pad=0.01, label="weight (red adds brightness, blue subtracts it)")
+    fig.colorbar(image, ax=axes, shrink=0.6, pad=0.01,
+                 label="weight (red: ink here raises the response; blue: lowers it)")
     summary = filter_summary(matches)
     unnamed = sum(m.similarity < named_from for m in matches)
     if chance:

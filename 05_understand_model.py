@@ -211,7 +211,7 @@ def plot_channel_selectivity(selectivity, classes=CLASS_NAMES):
     dead_note = f"; grey: {plural(len(dead), 'dead channel')}, one that (almost) never fires" if dead else ""
     ax.set_title(f"How strongly each second-layer channel prefers each label (white = as much as for the average "
                  f"label{dead_note})")
-    bar = fig.colorbar(im, ax=ax, shrink=0.9, label="fires ... times as much as on average")
+    bar = fig.colorbar(im, ax=ax, shrink=0.9, label="fires this many times as much as on average")
     ticks = [1 / 3, 1 / 2, 1, 2, 3]
     bar.set_ticks(np.log2(ticks), labels=["1/3 or less", "1/2", "1", "2", "3 or more"])
     return fig
@@ -721,8 +721,8 @@ def section_adversarial(models: dict, data, right, epsilons, out_dir) -> dict:
     figures.append(save_figure(plot_fooled(images[fooled], attacked[fooled], labels[fooled],
                                            attacked_probs[fooled].argmax(1), attacked_probs[fooled].max(1).values,
                                            FOOLED_EPSILON, share, data.classes), out_dir, "05_fgsm_examples.png"))
-    say(f"look for: at epsilon {FOOLED_EPSILON} the changes are faint speckles a person ignores, "
-        "yet the answers change")
+    say(f"look for: at epsilon {FOOLED_EPSILON} the changes are a faint speckle, and a person still reads each "
+        "digit, yet the answers change")
     return {"fgsm": {"epsilons": list(epsilons), **sweep}, "figures": figures}
 
 

@@ -51,7 +51,7 @@ from .data import (
     sha256_of,
 )
 from .experiments import EXPERIMENT_LOG, log_experiment, print_best_runs, read_experiments
-from .figures import MODEL_COLORS, log_scale, model_colors, plot_curves, save_figure
+from .figures import MODEL_COLORS, log_scale, model_colors, plot_curves, save_figure, variant_colors
 from .handwriting import predict_views, prepare_digit, read_image
 from .networks import (
     ACTIVATIONS,
@@ -232,4 +232,5 @@ __all__ = [
     "train_mlp",
     "train_one_epoch",
     "training_flops_per_image",
+    "variant_colors",
 ]

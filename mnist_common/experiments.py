@@ -92,19 +92,21 @@ def shown_value(value) -> str:
 def print_best_runs(models_dir: Path, script: str, knobs: dict, n: int = 5) -> None:
     """This script's best runs so far, ranked by VALIDATION accuracy (choosing by test accuracy
     would leak). Runs with the same settings and results (a rerun of the same seed) are one row,
-    with how many times they ran; each row shows how its settings differ from `knobs`, the
-    script's constants as they are now."""
+    with how many times they ran and the fastest of their training times (seconds); each row shows
+    how its settings differ from `knobs`, the script's constants as they are now."""
     rows = [row for row in read_experiments(models_dir) if row["script"] == script]
     if not rows:
         return
     unique: dict[tuple, dict] = {}
     for row in rows:  # best first, so the first of each group is kept
         key = (json.dumps(row["settings"], sort_keys=True), row["precision"], row["best_val_acc"], row["test_acc"])
-        unique.setdefault(key, {**row, "times": 0})["times"] += 1
+        group = unique.setdefault(key, {**row, "times": 0})
+        group["times"] += 1
+        group["train_seconds"] = min(group["train_seconds"], row["train_seconds"])  # a busy machine's runs are slower
     print()
     say(f"best runs of {script} so far, by validation accuracy ({plural(len(rows), 'run')} in "
         f"{shown(Path(models_dir) / EXPERIMENT_LOG)}; test accuracy beside, never used to choose):")
-    print(f"  {'val acc':>7}  {'test acc':>8}  {'params':>9}  {'seconds':>7}  {'runs':>4}  "
+    print(f"  {'val acc':>7}  {'test acc':>8}  {'params':>9}  {'fastest':>7}  {'runs':>4}  "
           "settings unlike the constants at the top of the script")
     for row in list(unique.values())[:n]:
         differ = " ".join(f"{key}={shown_value(value)}" for key, value in sorted(row["settings"].items())

@@ -39,6 +39,13 @@ def model_colors(names) -> dict[str, str]:
     return colours
 
 
+def variant_colors(labels, default: str) -> dict[str, str]:
+    """Colours for variants of one network's recipe: `default` (the recipe unchanged) in the MLP's
+    orange, the others in colours no network owns (not the CNN's blue, nor the taught CNN's green)."""
+    others = iter([c for c in OTHER_COLORS if c != "tab:green"] * (1 + len(list(labels)) // len(OTHER_COLORS)))
+    return {label: MODEL_COLORS["MLP"] if label == default else next(others) for label in labels}
+
+
 def save_figure(fig, out_dir: Path, name: str) -> Path:
     """Write a matplotlib figure as out_dir/name, close it, print and return the path."""
     out_dir = Path(out_dir)
@@ -138,11 +145,13 @@ def plot_curves(history: History, title: str, model: str):
     acc_ax.plot(epochs, [a * 100 for a in history.column("val_acc")], **val, label="validation")
     acc_ax.axvline(history.best_epoch, color="gray", linestyle=":", label="best epoch (kept)")
     acc_ax.set_ylabel("accuracy (%)")
-    for ax in (loss_ax, acc_ax):
+    low, high = loss_ax.get_ylim()
+    loss_ax.set_ylim(low, high + 0.45 * (high - low))  # room above the curves for the legend
+    for ax, corner in ((loss_ax, "upper right"), (acc_ax, "lower right")):  # losses fall and accuracies rise
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_xlim(0.5, len(epochs) + 0.5)  # room around the first and last epoch (and the best-epoch line)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
+        ax.legend(fontsize=8, loc=corner)
     fig.suptitle(title)
     return fig
