@@ -164,3 +164,21 @@ def test_phase_4_key_questions_are_answered_from_the_table(train_model):
     assert answers["best"] == "hidden 512-256, 15 epochs, dropout 0.2"
     assert answers["above_98"] == [label(wide), label({**wide, "dropout": 0.2})]
     assert answers["linear"]["test_acc"] == 0.92
+
+
+def test_best_runs_collapse_identical_runs_and_show_the_fastest(tmp_path, capsys):
+    for seconds in (40.0, 9.5, 12.0):  # the same settings and results three times, on a machine of varying load
+        mnist_common.log_experiment(tmp_path, "03_train_model.py", {"epochs": 10}, "fp32", 10, 0.9735, 0.9787,
+                                    101_770, seconds)
+    mnist_common.log_experiment(tmp_path, "03_train_model.py", {"epochs": 5}, "fp32", 5, 0.97, 0.975, 101_770, 5.0)
+    mnist_common.print_best_runs(tmp_path, "03_train_model.py", {"epochs": 10})
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("97.")]
+    assert [(row[3], row[4]) for row in rows] == [("9.5", "3"), ("5.0", "1")]  # fastest seconds, times run
+
+
+def test_experiment_figures_keep_the_mlp_orange_and_give_variants_colours_no_network_owns():
+    colours = mnist_common.variant_colors(["lr 0.01", "the knobs above, unchanged", "lr 0.1", "lr 0.0001"],
+                                          "the knobs above, unchanged")
+    assert colours["the knobs above, unchanged"] == mnist_common.MODEL_COLORS["MLP"]
+    variants = [colour for label, colour in colours.items() if label != "the knobs above, unchanged"]
+    assert len(set(variants)) == 3 and not set(variants) & {"tab:orange", "tab:blue", "tab:green"}
