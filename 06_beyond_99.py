@@ -75,6 +75,7 @@ ROTATION = 12  # augmentation: each image turned by up to this many degrees, eit
 SCALE = 0.1  # augmentation: resized by up to 10% either way (0-0.2)
 SHIFT = 2.5  # augmentation: moved by up to this many pixels in each direction (0-4)
 FLIP = False  # augmentation: mirror half the images left to right (True or False)
+WIDTHS = (32, 64, 64, 128)  # DeepCNN's channels in its four convolutions (wider: slower, more to learn with)
 # Augmentation must keep each image's class, and what keeps it depends on the images. A turned 7 is
 # still a 7, but a mirrored 7 is no digit; a mirrored shirt is still a shirt, and clothes are
 # photographed upright, so Fashion-MNIST mirrors and never turns. Per dataset, what replaces the above:
@@ -104,10 +105,11 @@ def settings_from_knobs() -> AugmentedCNNSettings:
     """The constants above as one checked record, with this dataset's AUGMENTATION (the seed is the first network's)."""
     check_knob("AUGMENTATION", AUGMENTATION, isinstance(AUGMENTATION, dict) and all(
         isinstance(AUGMENTATION.get(key), dict) and set(AUGMENTATION[key]) <= {"rotation", "scale", "shift", "flip",
-                                                                             "epochs"} for key in ("mnist", "fashion")),
-               "use a dict with keys 'mnist' and 'fashion', each a dict of 'rotation', 'scale', 'shift', 'flip' or "
-               "'epochs' to use instead of the constants above")
-    knobs = {"epochs": EPOCHS, "rotation": ROTATION, "scale": SCALE, "shift": SHIFT, "flip": FLIP}
+                                                                             "epochs", "widths"}
+        for key in ("mnist", "fashion")),
+               "use a dict with keys 'mnist' and 'fashion', each a dict of 'rotation', 'scale', 'shift', 'flip', "
+               "'epochs' or 'widths' to use instead of the constants above")
+    knobs = {"epochs": EPOCHS, "rotation": ROTATION, "scale": SCALE, "shift": SHIFT, "flip": FLIP, "widths": WIDTHS}
     knobs |= AUGMENTATION[current_dataset().key]
     return AugmentedCNNSettings(batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE, dropout=DROPOUT,
                                 label_smoothing=LABEL_SMOOTHING, seed=SEED, **knobs)
@@ -187,7 +189,7 @@ def plot_augmentation(images, augment, settings: AugmentedCNNSettings, copies: i
 # --- 3-4. The deeper network, and the ensemble ----------------------------------------------------------
 def print_network(settings: AugmentedCNNSettings) -> int:
     """The layer table of DeepCNN, and its parameters against the plan's CNN."""
-    model = DeepCNN(settings.dropout)
+    model = DeepCNN(settings.dropout, settings.widths)
     x = torch.zeros(1, 1, 28, 28)
     print(f"{'layer':<50} {'output shape':<14} {'parameters':>10}")
     with torch.no_grad():
@@ -196,7 +198,8 @@ def print_network(settings: AugmentedCNNSettings) -> int:
             print(f"{describe_layer(layer):<50} {tuple(x.shape[1:])!s:<14} {count_parameters(layer):>10,}")
     total, plan = count_parameters(model), count_parameters(CNN())
     say(f"total {total:,} parameters, against {plan:,} for the plan's CNN: {plan / total:.1f}x fewer, because the "
-        "last layer reads 3x3x128 numbers instead of 3,136, and most weights are in reusable 3x3 filters")
+        f"last layer reads 3x3x{settings.widths[-1]} numbers instead of 3,136, and most weights are in reusable 3x3 "
+        "filters")
     return total
 
 
@@ -223,7 +226,8 @@ def finished_member(path: Path, settings: AugmentedCNNSettings, device):
         return None
     try:
         checkpoint = load_checkpoint(path, "06_beyond_99.py")
-        if {"flip": False, **checkpoint.get("settings", {})} != settings.as_record():  # older ones never mirrored
+        older = {"flip": False, "widths": [32, 64, 64, 128]}  # what checkpoints from before these knobs had
+        if {**older, **checkpoint.get("settings", {})} != settings.as_record():
             print(f"{shown(path)} was trained with other settings: training it again")
             return None
         model, checkpoint = load_model(path, "06_beyond_99.py")

@@ -133,10 +133,14 @@ class AugmentedCNNSettings(CNNSettings):
     scale: float  # 0.1 = from 90% to 110% of the size
     shift: float  # pixels, in each direction
     flip: bool = False  # mirror half the images left to right (clothes: yes; digits: a mirrored 7 is no 7)
+    widths: tuple = (32, 64, 64, 128)  # DeepCNN's channels, convolution by convolution
 
     def problem_with(self, name: str, value) -> str | None:
         if name == "flip":
             return None if isinstance(value, bool) else "use True or False"
+        if name == "widths":
+            ok = isinstance(value, (list, tuple)) and len(value) == 4 and all(is_whole(w) and w >= 1 for w in value)
+            return None if ok else "use four whole numbers of at least 1, such as (32, 64, 64, 128)"
         limits = {"rotation": 90, "scale": 0.5, "shift": 8}
         if name in limits:
             ok = is_number(value) and 0 <= value <= limits[name]
@@ -430,6 +434,8 @@ def train_cnn(settings: CNNSettings, data: MnistSplits, device, precision: str) 
     set_seed(settings.seed)
     augmented = isinstance(settings, AugmentedCNNSettings)
     arch = {"name": "DeepCNN" if augmented else "CNN", "dropout": settings.dropout}
+    if augmented:
+        arch["widths"] = list(settings.widths)
     model = build_model(arch).to(device)
     optimizer = make_optimizer("adam", model, settings.learning_rate)
     scheduler = one_cycle(optimizer, settings.learning_rate, settings.epochs,

@@ -105,3 +105,24 @@ def test_a_truncated_member_is_retrained_with_a_line_that_says_so(tmp_path, caps
     assert beyond.finished_member(path, SHORT, torch.device("cpu")) is None
     printed = capsys.readouterr().out
     assert "cannot be used" in printed and "training it again" in printed and "delete it" not in printed
+
+
+def test_the_widths_knob_builds_that_network_and_older_checkpoints_count_as_the_default(data, tmp_path,
+                                                                                       device_and_precision):
+    device, precision = device_and_precision
+    narrow = replace(SHORT, widths=(4, 8, 8, 16))
+    run = mnist_common.train_cnn(narrow, subset(data, 3_000, 1_000).to(device), device, precision)
+    assert [m.out_channels for m in run.model.modules() if isinstance(m, torch.nn.Conv2d)] == [4, 8, 8, 16]
+    assert run.model.arch["widths"] == [4, 8, 8, 16]
+    with pytest.raises(mnist_common.LearnerError, match="WIDTHS"):
+        replace(SHORT, widths=(32, 64))
+    # a checkpoint saved before the knob existed has no "widths" in its settings: it was the default network
+    run = mnist_common.train_cnn(replace(SHORT, epochs=1), subset(data, 3_000, 1_000).to(device), device, precision)
+    run.test_loss, run.test_acc = 0.0, 0.0
+    path = beyond.member_path(tmp_path, SHORT.seed)
+    mnist_common.save_run(run, data, path, "06_beyond_99.py", log_dir=tmp_path)
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint["settings"]["widths"]
+    torch.save(checkpoint, path)
+    assert beyond.finished_member(path, SHORT, torch.device("cpu")) is not None
+    assert beyond.finished_member(path, replace(SHORT, widths=(48, 96, 96, 192)), torch.device("cpu")) is None
