@@ -79,7 +79,8 @@ WIDTHS = (32, 64, 64, 128)  # DeepCNN's channels in its four convolutions (wider
 # Augmentation must keep each image's class, and what keeps it depends on the images. A turned 7 is
 # still a 7, but a mirrored 7 is no digit; a mirrored shirt is still a shirt, and clothes are
 # photographed upright, so Fashion-MNIST mirrors and never turns. Per dataset, what replaces the above:
-AUGMENTATION = {"mnist": {}, "fashion": {"rotation": 0, "flip": True, "epochs": 30}}  # (Fashion learns slower)
+# Clothes also take wider layers (48-96-96-192): at 32-64-64-128 the network stopped at 92.8% on them.
+AUGMENTATION = {"mnist": {}, "fashion": {"rotation": 0, "flip": True, "epochs": 30, "widths": (48, 96, 96, 192)}}
 LABEL_SMOOTHING = 0.1  # the target puts 90% on the right digit, 10% spread over all ten (0-0.2)
 MODELS = 5  # networks in the ensemble, each from its own seed (1-10); --models N overrides
 SEED = 0  # network k uses seed SEED + k

@@ -126,3 +126,12 @@ def test_the_widths_knob_builds_that_network_and_older_checkpoints_count_as_the_
     torch.save(checkpoint, path)
     assert beyond.finished_member(path, SHORT, torch.device("cpu")) is not None
     assert beyond.finished_member(path, replace(SHORT, widths=(48, 96, 96, 192)), torch.device("cpu")) is None
+
+
+def test_clothes_get_their_own_augmentation_and_wider_layers(monkeypatch):
+    monkeypatch.setenv(mnist_common.DATASET_ENV, "fashion")
+    clothes = beyond.settings_from_knobs()
+    assert (clothes.flip, clothes.rotation, clothes.epochs, clothes.widths) == (True, 0, 30, (48, 96, 96, 192))
+    monkeypatch.setenv(mnist_common.DATASET_ENV, "mnist")
+    digits = beyond.settings_from_knobs()
+    assert (digits.flip, digits.rotation, digits.widths) == (False, beyond.ROTATION, (32, 64, 64, 128))
