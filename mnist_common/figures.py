@@ -6,6 +6,7 @@ or waits for one, so every script runs the same from a terminal, a test or a CI 
 
 from __future__ import annotations
 
+from itertools import cycle
 from pathlib import Path
 
 import matplotlib
@@ -42,7 +43,7 @@ def model_colors(names) -> dict[str, str]:
 def variant_colors(labels, default: str) -> dict[str, str]:
     """Colours for variants of one network's recipe: `default` (the recipe unchanged) in the MLP's
     orange, the others in colours no network owns (not the CNN's blue, nor the taught CNN's green)."""
-    others = iter([c for c in OTHER_COLORS if c != "tab:green"] * (1 + len(list(labels)) // len(OTHER_COLORS)))
+    others = cycle(c for c in OTHER_COLORS if c != "tab:green")
     return {label: MODEL_COLORS["MLP"] if label == default else next(others) for label in labels}
 
 
