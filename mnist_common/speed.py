@@ -55,26 +55,28 @@ class ConventionalCNN(nn.Module):
 
 
 class FastCNN(nn.Module):
-    """A cheaper shape (after tuomaso/train_mnist_fast): pool right after the first convolution.
+    """A cheaper shape (after tuomaso/train_mnist_fast, narrowed): pool right after the first convolution.
 
-    24 filters of 5x5 at full resolution (28 -> 24), pooled at once to 12x12, then 32 filters of
-    3x3 (12 -> 10), pooled to 5x5, a dense layer 800 -> 256 and 10 scores; no dropout. It does
-    about a tenth of ConventionalCNN's arithmetic per image: few channels where the image is
-    large, more channels only once pooling has made it small. Pooling before ReLU gives the same
-    numbers as after (ReLU never reorders values) for 4x fewer ReLUs.
+    16 filters of 5x5 at full resolution (28 -> 24), pooled at once to 12x12, then 32 filters of
+    3x3 (12 -> 10), pooled to 5x5, a dense layer 800 -> 128 and 10 scores; no dropout. It does
+    about a fifteenth of ConventionalCNN's arithmetic per image: few channels where the image is
+    large, more channels only once pooling has made it small. (tuomaso's network has 24 filters
+    and 256 hidden units; on a 2-core CPU this narrower one is about a third faster per epoch and,
+    over ten seeds, as accurate after two epochs.) Pooling before ReLU gives the same numbers as
+    after (ReLU never reorders values) for 4x fewer ReLUs.
     """
 
     def __init__(self):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 24, kernel_size=5)  # (N, 24, 24, 24)
-        self.conv2 = nn.Conv2d(24, 32, kernel_size=3)  # (N, 32, 10, 10)
-        self.fc1 = nn.Linear(32 * 5 * 5, 256)  # 800 -> 256
-        self.fc2 = nn.Linear(256, NUM_CLASSES)
+        self.conv1 = nn.Conv2d(1, 16, kernel_size=5)  # (N, 16, 24, 24)
+        self.conv2 = nn.Conv2d(16, 32, kernel_size=3)  # (N, 32, 10, 10)
+        self.fc1 = nn.Linear(32 * 5 * 5, 128)  # 800 -> 128
+        self.fc2 = nn.Linear(128, NUM_CLASSES)
 
     def forward(self, x):  # x: (N, 1, 28, 28)
-        x = F.relu(F.max_pool2d(self.conv1(x), 2))  # (N, 24, 12, 12)
+        x = F.relu(F.max_pool2d(self.conv1(x), 2))  # (N, 16, 12, 12)
         x = F.relu(F.max_pool2d(self.conv2(x), 2))  # (N, 32, 5, 5)
-        x = F.relu(self.fc1(x.flatten(1)))  # (N, 256)
+        x = F.relu(self.fc1(x.flatten(1)))  # (N, 128)
         return self.fc2(x)  # (N, 10) logits
 
 

@@ -106,14 +106,15 @@ def test_tensors_rung_slices_tensors(speedrun, ladder, race_data):
 def test_small_net_rung_trains_the_cheaper_network(speedrun, ladder, race_data):
     setup = speedrun.set_up(ladder["small_net"], smaller(race_data, 512, 200), speedrun.RaceSettings(), seed=0)
     assert isinstance(setup.model, FastCNN)
-    assert sum(count_multiply_adds(FastCNN()).values()) * 9 < sum(count_multiply_adds(ConventionalCNN()).values())
+    assert sum(count_multiply_adds(FastCNN()).values()) * 14 < sum(count_multiply_adds(ConventionalCNN()).values())
     observed = race_once(speedrun, ladder["small_net"], race_data).observed
     assert observed["batch_size"] == 64 and observed["memory_format"] == "contiguous"
 
 
-def test_one_cycle_rung_uses_batch_256_adam_and_one_cycle(speedrun, ladder, race_data):
+def test_one_cycle_rung_uses_its_labelled_batch_adam_and_one_cycle(speedrun, ladder, race_data):
     result = race_once(speedrun, ladder["one_cycle"], race_data)
-    assert result.observed["batch_size"] == 256 and result.observed["compute_dtype"] == "float32"
+    assert f"batch {speedrun.FAST_BATCH}," in ladder["one_cycle"].change
+    assert result.observed["batch_size"] == speedrun.FAST_BATCH and result.observed["compute_dtype"] == "float32"
     setup = speedrun.set_up(ladder["one_cycle"], smaller(race_data, 512, 200), speedrun.RaceSettings(), seed=0)
     assert isinstance(setup.optimizer, torch.optim.Adam)
     assert setup.optimizer.param_groups[0]["betas"] == speedrun.ADAM_BETAS
@@ -177,7 +178,7 @@ def test_compile_failure_skips_the_rung_with_its_reason(speedrun, ladder, race_d
 def test_race_stops_at_the_first_check_that_reaches_the_target(speedrun, ladder, race_data):
     accuracies = iter([0.50, 0.97, 0.991, 0.999, 0.999])
     settings = replace(speedrun.RaceSettings(), checks_per_epoch=4)
-    result = speedrun.race(ladder["one_cycle"], smaller(race_data, 2048, 200), settings, seed=0,
+    result = speedrun.race(ladder["one_cycle"], smaller(race_data, 8 * speedrun.FAST_BATCH, 200), settings, seed=0,
                            validate=lambda _model: next(accuracies), progress=False)
     assert [c.val_acc for c in result.checks] == [0.50, 0.97, 0.991]
     assert result.seconds == result.checks[-1].seconds == result.trained_seconds
@@ -202,7 +203,7 @@ def test_multiply_adds_of_known_layers_match_a_hand_count():
     assert layer_multiply_adds(nn.Conv2d(1, 24, 5), torch.zeros(1, 24, 24, 24)) == 24 * 24 * 24 * (1 * 5 * 5)
     assert layer_multiply_adds(nn.Linear(800, 256), torch.zeros(1, 256)) == 800 * 256
     counts = count_multiply_adds(FastCNN())
-    assert counts == {"conv1": 24 * 24 * 24 * 25, "conv2": 10 * 10 * 32 * 24 * 9, "fc1": 800 * 256, "fc2": 256 * 10}
+    assert counts == {"conv1": 24 * 24 * 16 * 25, "conv2": 10 * 10 * 32 * 16 * 9, "fc1": 800 * 128, "fc2": 128 * 10}
     assert count_multiply_adds(ConventionalCNN())["conv2"] == 24 * 24 * 64 * (32 * 3 * 3)
 
 
