@@ -59,7 +59,7 @@ transfer: setup
 	$(PY) 07_transfer_learning.py
 
 # How fast can it learn? (not part of make run): the ladder from the conventional recipe to 99% in
-# seconds, one change per rung, timed on this CPU; about 9 minutes, half of them in the conventional rung.
+# seconds, one change per rung, timed on this CPU; about 7 and a half minutes, most of them in the conventional rung.
 speedrun: setup
 	$(PY) 08_speedrun.py
 
