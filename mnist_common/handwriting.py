@@ -7,6 +7,7 @@ must be made that way too before the network can read it. Real pictures need a f
 than MNIST's scanned forms did, each a small function below:
 
   read_image          any PNG or JPEG (16-bit, transparent) -> grayscale, 0-1
+  without_desk        a photo of a sheet lying on a darker desk: the desk painted the colour of the paper
   to_ink              ink bright on dark, as MNIST's (light paper is inverted)
   remove_background   subtract the paper's own, uneven brightness (shadows, lighting), never the ink
   ink_mask            which pixels are ink: Otsu's threshold
@@ -48,6 +49,9 @@ RULING = 0.03  # a line from edge to edge of the page no thicker than 3% of the 
 MIN_SIDE = 8  # a picture narrower than this many pixels cannot hold a digit ...
 MAX_ASPECT = 20  # ... nor one more than 20 times as long as it is wide
 FAINT = 0.2  # ink less than this much brighter than its background is paper grain or shadow, not a digit
+DESK_SIZE = 96  # the sheet of paper in a photo is looked for on a copy at most this many pixels across
+DESK_CONTRAST = 0.12  # a desk is at least this much darker than the sheet lying on it ...
+DESK_SHARE = (0.02, 0.6)  # ... and covers this share of the photo (more: the "sheet" is light ink on a dark page)
 
 
 class NothingToReadError(LearnerError):
@@ -162,16 +166,99 @@ def _pool(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:
     return sign * y[0, 0, : x.shape[0], : x.shape[1]]
 
 
+def shrunk(image: np.ndarray, size: int) -> np.ndarray:
+    """At most `size` pixels across, each pixel the average of those it covers (no detail a digit needs is lost)."""
+    scale = size / max(image.shape)
+    if scale >= 1:
+        return image.astype(np.float32)
+    t = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
+    return F.interpolate(t, size=tuple(max(1, round(side * scale)) for side in image.shape), mode="area")[0, 0].numpy()
+
+
+def without_desk(gray: np.ndarray) -> tuple[np.ndarray, bool]:
+    """A photo of a sheet of paper lying on a darker desk: everything off the sheet painted the colour
+    of the paper, so the desk's edge is not taken for a stroke. (picture, whether a desk was found)
+
+    Only a sheet that is plainly a sheet is found (`find_sheet`); any other picture is returned as it is.
+    """
+    small = shrunk(gray, DESK_SIZE)
+    sheet = find_sheet(small)
+    if sheet is None:
+        return gray, False
+    inside = _pool(torch.from_numpy(sheet.astype(np.float32)), 5, "min").numpy() > 0  # away from the sheet's edge
+    paper = inside & (small > otsu_threshold(small[inside]))  # the sheet's paper, without its ink
+    a = _quadratic_terms(*small.shape)
+    coef = np.linalg.lstsq(a[paper.ravel()], small[paper].astype(np.float64), rcond=None)[0]
+    surface = (a @ coef).reshape(small.shape).astype(np.float32)  # the paper's brightness, continued off the sheet
+    full = [torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None] for x in (surface, inside)]
+    surface = F.interpolate(full[0], size=gray.shape, mode="bilinear", align_corners=True)[0, 0].numpy()
+    keep = F.interpolate(full[1], size=gray.shape, mode="bilinear", align_corners=True)[0, 0].numpy() > 0.5
+    return np.where(keep, gray, np.clip(surface, 0, 1)).astype(np.float32), True
+
+
+def find_sheet(small: np.ndarray) -> np.ndarray | None:
+    """Where a sheet of paper lies on a darker desk, as a mask of `small`; None when the picture is not that.
+
+    The sheet is the largest bright region, filled out to its convex outline; the desk is the darker
+    rest that reaches the photo's edge. It counts as a sheet on a desk only when everything agrees:
+    the desk covers a fair share of the photo and of its edge, is clearly darker, the sheet is nearly
+    convex (paper is flat and straight-edged), its edge is a sharp step (a shadow or a vignette fades
+    gradually), and the strokes are on the sheet, not on the "desk" (which would then be shaded paper).
+    """
+    bright = small > otsu_threshold(small)
+    labels, count = connected_components(bright)
+    if count == 0:
+        return None
+    sheet = labels == np.bincount(labels.ravel())[1:].argmax() + 1
+    rest, _ = connected_components(~sheet)
+    edge = np.unique(np.concatenate([rest[0], rest[-1], rest[:, 0], rest[:, -1]]))
+    desk = np.isin(rest, edge[edge > 0])
+    on_edge = np.concatenate([desk[0], desk[-1], desk[:, 0], desk[:, -1]]).mean()
+    if not DESK_SHARE[0] <= desk.mean() <= DESK_SHARE[1] or on_edge < 0.1:
+        return None
+    contrast = float(np.median(small[sheet]) - np.median(small[desk]))
+    hull = convex_hull(sheet)
+    if contrast < DESK_CONTRAST or sheet.sum() < 0.8 * hull.sum():
+        return None
+    t = torch.from_numpy(hull.astype(np.float32))
+    inner = hull & ~(_pool(t, 5, "min").numpy() > 0)  # two pixels inside the outline ...
+    outer = desk & (_pool(t, 5, "max").numpy() > 0) & ~hull  # ... and two outside it
+    if not (inner.any() and outer.any()) or np.median(small[inner]) - np.median(small[outer]) < 0.5 * contrast:
+        return None
+    x = torch.from_numpy(small)
+    strokes = (_pool(_pool(x, 5, "max"), 5, "min") - x).numpy() > max(0.06, 0.3 * contrast)  # thin and dark
+    on_sheet = (strokes & hull).sum()
+    off_sheet = (strokes & desk & ~(_pool(t, 7, "max").numpy() > 0)).sum()
+    return hull if on_sheet > 0 and off_sheet <= 0.2 * on_sheet else None
+
+
+def convex_hull(mask: np.ndarray) -> np.ndarray:
+    """The smallest convex polygon around a mask's pixels, filled (Andrew's monotone chain)."""
+    from PIL import Image, ImageDraw
+
+    rows, cols = np.nonzero(mask)
+    points = sorted(set(zip(cols.tolist(), rows.tolist())))
+    if len(points) < 3:
+        return mask.copy()
+
+    def half(points):
+        chain = []
+        for p in points:
+            while len(chain) >= 2 and ((chain[-1][0] - chain[-2][0]) * (p[1] - chain[-2][1])
+                                       - (chain[-1][1] - chain[-2][1]) * (p[0] - chain[-2][0])) <= 0:
+                chain.pop()
+            chain.append(p)
+        return chain[:-1]
+
+    image = Image.new("1", (mask.shape[1], mask.shape[0]))
+    ImageDraw.Draw(image).polygon(half(points) + half(points[::-1]), fill=1, outline=1)
+    return np.asarray(image, dtype=bool)
+
+
 def to_ink(gray: np.ndarray) -> np.ndarray:
     """Bright ink on a dark background at working size: light paper is inverted, large photos shrunk."""
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])  # mostly paper
-    ink = 1 - gray if np.median(border) > 0.5 else gray
-    scale = WORKING_SIZE / max(ink.shape)
-    if scale < 1:  # average neighbouring pixels: no detail a 20-pixel digit needs is lost
-        t = torch.from_numpy(np.ascontiguousarray(ink, dtype=np.float32))[None, None]
-        size = tuple(max(1, round(side * scale)) for side in ink.shape)
-        ink = F.interpolate(t, size=size, mode="area")[0, 0].numpy()
-    return ink.astype(np.float32)
+    return shrunk(1 - gray if np.median(border) > 0.5 else gray, WORKING_SIZE)
 
 
 def _quadratic_terms(height: int, width: int) -> np.ndarray:
@@ -384,7 +471,8 @@ def prepare_image(gray: np.ndarray, name: str = "the image") -> PreparedDigit:
     if min(height, width) < MIN_SIDE or max(height, width) > MAX_ASPECT * min(height, width):
         raise LearnerError(f"{name} is {width}x{height} pixels: too thin to hold a digit (give a picture at least "
                            f"{MIN_SIDE} pixels on each side and at most {MAX_ASPECT} times as long as it is wide)")
-    ink = to_ink(gray)
+    page, on_desk = without_desk(gray)
+    ink = to_ink(page)
     clean = remove_background(ink)
     mask = ink_mask(clean)
     if mask.sum() == 0:
@@ -397,7 +485,7 @@ def prepare_image(gray: np.ndarray, name: str = "the image") -> PreparedDigit:
         raise NothingToReadError(f"{name} holds only a speck of ink, not a digit: draw the digit larger")
     crop = match_stroke_width(crop_to_ink(clean, mask))
     small = shrink_to_box(crop)
-    notes = []
+    notes = ["the photo shows a sheet of paper on a darker surface: only the sheet was read"] if on_desk else []
     if float(np.percentile(clean[mask], 50)) < 1.5 * FAINT:
         notes.append("the ink is faint against the paper: a darker pen or more light would help")
     return PreparedDigit(gray, ink, clean, mask, crop, small, centre_by_mass(small), notes)

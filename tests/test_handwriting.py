@@ -372,3 +372,40 @@ def test_a_ruled_page_with_a_margin_holds_no_digit_but_a_digit_on_it_is_read(cnn
     pen.line([(int(x * 300) + 100, int(y * 260) + 20) for x, y in SEVEN[0]], fill=20, width=9, joint="curve")
     verdict = verdict_of(prepare_image(np.asarray(page, dtype=np.float32) / 255), cnn_and_rule)
     assert verdict.kind != "not a digit" and verdict.digit == 7, verdict.text
+
+
+def sheet_on_desk(strokes, rng, size: int = 400, corners=((0.22, 0.12), (0.9, 0.2), (0.84, 0.95), (0.14, 0.88)),
+                  desk: float = 0.3, light=None) -> np.ndarray:
+    """A phone photo of a digit written on a sheet of paper lying, turned, on a darker grained desk."""
+    sheet = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(sheet).polygon([(x * size, y * size) for x, y in corners], fill=255)
+    on_sheet = np.asarray(sheet, dtype=np.float32) / 255
+    grain = desk + 0.08 * np.sin(np.linspace(0, 40, size))[None, :] + rng.normal(0, 0.03, (size, size))
+    ink = 1 - np.asarray(draw(strokes, size, 10), dtype=np.float32) / 255
+    light = np.linspace(1.0, 0.8, size)[:, None] if light is None else light  # brighter near the window
+    return np.clip(light * (on_sheet * (0.92 - 0.75 * ink) + (1 - on_sheet) * grain), 0, 1).astype(np.float32)
+
+
+def test_a_sheet_on_a_darker_desk_is_read_without_the_desk(cnn_and_rule):
+    rng = np.random.default_rng(0)
+    seven = [[(0.4, 0.35), (0.65, 0.35), (0.48, 0.7)]]  # on the sheet, away from its edges
+    prepared = prepare_image(sheet_on_desk(seven, rng))
+    assert any("sheet of paper" in note for note in prepared.notes)
+    rows, cols = np.nonzero(prepared.mask)
+    height, width = prepared.mask.shape
+    assert rows.min() > 0.3 * height and rows.max() < 0.75 * height  # the strokes, not the desk's edge
+    assert cols.min() > 0.35 * width and cols.max() < 0.7 * width
+    assert verdict_of(prepared, cnn_and_rule).digit == 7
+
+
+def test_a_shadow_or_chalk_on_a_board_is_not_taken_for_a_desk(cnn_and_rule):
+    rng = np.random.default_rng(1)
+    size = 300
+    shadow = np.clip(np.linspace(-1.5, 2.5, size), 0.35, 1.0)[None, :].repeat(size, 0)  # a soft shadow, no edge
+    one = 1 - np.asarray(draw(ONE, size, 12), dtype=np.float32) / 255
+    shaded = prepare_image(np.clip(shadow * (0.9 - 0.7 * one) + rng.normal(0, 0.01, (size, size)), 0, 1))
+    assert not shaded.notes and verdict_of(shaded, cnn_and_rule).digit == 1
+    zero = Image.new("L", (size, size), 40)  # chalk on a blackboard: the bright ring is no sheet of paper
+    ImageDraw.Draw(zero).ellipse((90, 50, 210, 250), outline=230, width=22)
+    chalk = prepare_image(np.asarray(zero, dtype=np.float32) / 255)
+    assert not chalk.notes and verdict_of(chalk, cnn_and_rule).digit == 0
