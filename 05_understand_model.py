@@ -482,7 +482,8 @@ def plot_your_digits(names: list[str], prepared: list[PreparedDigit], verdicts: 
 
 def plot_preparation(name: str, p: PreparedDigit):
     """Every step of the preparation of one picture, all on the same fixed 0-1 scale."""
-    steps = [("original", p.original), ("ink bright on dark", p.ink), ("background removed", p.clean),
+    ink = "desk painted over,\nink bright on dark" if p.on_desk else "ink bright on dark"
+    steps = [("original", p.original), (ink, p.ink), ("background removed", p.clean),
              ("ink mask (specks dropped)", p.mask.astype(float)), ("cropped, pen matched to MNIST", p.crop),
              ("longer side 20 px", p.small), ("centred in 28x28", p.view.numpy())]
     fig, axes = plt.subplots(1, len(steps), figsize=(2.3 * len(steps), 2.9), layout="constrained")

@@ -52,6 +52,8 @@ FAINT = 0.2  # ink less than this much brighter than its background is paper gra
 DESK_SIZE = 96  # the sheet of paper in a photo is looked for on a copy at most this many pixels across
 DESK_CONTRAST = 0.12  # a desk is at least this much darker than the sheet lying on it ...
 DESK_SHARE = (0.02, 0.6)  # ... and covers this share of the photo (more: the "sheet" is light ink on a dark page)
+SHEET_STEPS = np.arange(0, 0.21, 0.04)  # thresholds tried below Otsu's for the sheet's edge (its shaded parts too)
+OFF_SHEET = 0.5  # dark strokes beyond the sheet, at most this share of those on it
 
 
 class NothingToReadError(LearnerError):
@@ -70,6 +72,7 @@ class PreparedDigit:
     small: np.ndarray  # longer side 20 pixels
     view: torch.Tensor  # (28, 28): what the network sees
     notes: list[str] = field(default_factory=list)  # anything a learner should know about this picture
+    on_desk: bool = False  # a sheet lying on a darker desk was found, and the desk painted over in `ink`
 
 
 # --- Reading -------------------------------------------------------------------------------------------
@@ -186,29 +189,52 @@ def without_desk(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     if sheet is None:
         return gray, False
     inside = _pool(torch.from_numpy(sheet.astype(np.float32)), 5, "min").numpy() > 0  # away from the sheet's edge
-    paper = inside & (small > otsu_threshold(small[inside]))  # the sheet's paper, without its ink
-    a = _quadratic_terms(*small.shape)
-    coef = np.linalg.lstsq(a[paper.ravel()], small[paper].astype(np.float64), rcond=None)[0]
-    surface = (a @ coef).reshape(small.shape).astype(np.float32)  # the paper's brightness, continued off the sheet
+    t = torch.from_numpy(small)
+    paper = inside & ((_pool(_pool(t, 7, "max"), 7, "min") - t).numpy() < DESK_CONTRAST / 2)  # not a dark stroke
+    if not paper.any():
+        return gray, False
+    surface = spread(small, paper)  # off the sheet, the colour of the nearest paper
     full = [torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None] for x in (surface, inside)]
     surface = F.interpolate(full[0], size=gray.shape, mode="bilinear", align_corners=True)[0, 0].numpy()
     keep = F.interpolate(full[1], size=gray.shape, mode="bilinear", align_corners=True)[0, 0].numpy() > 0.5
     return np.where(keep, gray, np.clip(surface, 0, 1)).astype(np.float32), True
 
 
+def spread(values: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Every unknown pixel given the average of its known neighbours, ring by ring outwards."""
+    v = torch.from_numpy(np.where(known, values, 0).astype(np.float32))[None, None]
+    k = torch.from_numpy(known.astype(np.float32))[None, None]
+    while k.min() == 0:
+        total, count = F.avg_pool2d(v * k, 3, 1, 1), F.avg_pool2d(k, 3, 1, 1)
+        new = (k == 0) & (count > 0)
+        v, k = torch.where(new, total / count.clamp_min(1e-6), v), torch.where(new, 1.0, k)
+    return v[0, 0].numpy()
+
+
 def find_sheet(small: np.ndarray) -> np.ndarray | None:
     """Where a sheet of paper lies on a darker desk, as a mask of `small`; None when the picture is not that.
 
-    The sheet is the largest bright region, filled out to its convex outline; the desk is the darker
-    rest that reaches the photo's edge. It counts as a sheet on a desk only when everything agrees:
-    the desk covers a fair share of the photo and of its edge, is clearly darker, the sheet is nearly
-    convex (paper is flat and straight-edged), its edge is a sharp step (a shadow or a vignette fades
-    gradually), and the strokes are on the sheet, not on the "desk" (which would then be shaded paper).
+    The sheet is a bright region, filled out to its convex outline; the desk is the darker rest that
+    reaches the photo's edge. Uneven light leaves part of the sheet darker than the rest, so several
+    brightness thresholds are tried, from Otsu's down, and the outline with the sharpest edge is kept.
     """
-    bright = small > otsu_threshold(small)
-    labels, count = connected_components(bright)
-    if count == 0:
+    otsu = otsu_threshold(small)
+    found = [sheet_at(small, otsu - step) for step in SHEET_STEPS]
+    found = [candidate for candidate in found if candidate is not None]
+    return max(found, key=lambda candidate: candidate[1])[0] if found else None
+
+
+def sheet_at(small: np.ndarray, threshold: float) -> tuple[np.ndarray, float] | None:
+    """The largest region brighter than `threshold`, as a sheet on a desk, and how sharp its edge is; None
+    unless everything agrees: the desk covers a fair share of the photo and of its edge, is clearly darker,
+    the sheet is nearly convex (paper is flat and straight-edged), its edge is a sharp step (a shadow or
+    a vignette fades gradually), and the strokes are on the sheet, not on the "desk" (then shaded paper).
+    """
+    bright = small > threshold
+    border = np.concatenate([bright[0], bright[-1], bright[:, 0], bright[:, -1]])
+    if bright.mean() < 0.3 or border.mean() > 0.9:  # too little paper, or too little desk at the edge: no need to look
         return None
+    labels, count = connected_components(bright)
     sheet = labels == np.bincount(labels.ravel())[1:].argmax() + 1
     rest, _ = connected_components(~sheet)
     edge = np.unique(np.concatenate([rest[0], rest[-1], rest[:, 0], rest[:, -1]]))
@@ -223,13 +249,15 @@ def find_sheet(small: np.ndarray) -> np.ndarray | None:
     t = torch.from_numpy(hull.astype(np.float32))
     inner = hull & ~(_pool(t, 5, "min").numpy() > 0)  # two pixels inside the outline ...
     outer = desk & (_pool(t, 5, "max").numpy() > 0) & ~hull  # ... and two outside it
-    if not (inner.any() and outer.any()) or np.median(small[inner]) - np.median(small[outer]) < 0.5 * contrast:
+    if not (inner.any() and outer.any()):
         return None
+    sharpness = float(np.median(small[inner]) - np.median(small[outer])) / contrast
     x = torch.from_numpy(small)
     strokes = (_pool(_pool(x, 5, "max"), 5, "min") - x).numpy() > max(0.06, 0.3 * contrast)  # thin and dark
     on_sheet = (strokes & hull).sum()
     off_sheet = (strokes & desk & ~(_pool(t, 7, "max").numpy() > 0)).sum()
-    return hull if on_sheet > 0 and off_sheet <= 0.2 * on_sheet else None
+    ok = sharpness >= 0.5 and on_sheet > 0 and off_sheet <= OFF_SHEET * on_sheet
+    return (hull, sharpness) if ok else None
 
 
 def convex_hull(mask: np.ndarray) -> np.ndarray:
@@ -255,10 +283,14 @@ def convex_hull(mask: np.ndarray) -> np.ndarray:
     return np.asarray(image, dtype=bool)
 
 
-def to_ink(gray: np.ndarray) -> np.ndarray:
-    """Bright ink on a dark background at working size: light paper is inverted, large photos shrunk."""
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])  # mostly paper
-    return shrunk(1 - gray if np.median(border) > 0.5 else gray, WORKING_SIZE)
+def to_ink(gray: np.ndarray, light_paper: bool | None = None) -> np.ndarray:
+    """Bright ink on a dark background at working size: light paper is inverted, large photos shrunk.
+
+    Whether the paper is light is read from the picture's border (mostly paper) unless already known.
+    """
+    if light_paper is None:
+        light_paper = np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])) > 0.5
+    return shrunk(1 - gray if light_paper else gray, WORKING_SIZE)
 
 
 def _quadratic_terms(height: int, width: int) -> np.ndarray:
@@ -472,7 +504,7 @@ def prepare_image(gray: np.ndarray, name: str = "the image") -> PreparedDigit:
         raise LearnerError(f"{name} is {width}x{height} pixels: too thin to hold a digit (give a picture at least "
                            f"{MIN_SIDE} pixels on each side and at most {MAX_ASPECT} times as long as it is wide)")
     page, on_desk = without_desk(gray)
-    ink = to_ink(page)
+    ink = to_ink(page, light_paper=True if on_desk else None)  # a sheet on a desk is the bright part
     clean = remove_background(ink)
     mask = ink_mask(clean)
     if mask.sum() == 0:
@@ -488,7 +520,7 @@ def prepare_image(gray: np.ndarray, name: str = "the image") -> PreparedDigit:
     notes = ["the photo shows a sheet of paper on a darker surface: only the sheet was read"] if on_desk else []
     if float(np.percentile(clean[mask], 50)) < 1.5 * FAINT:
         notes.append("the ink is faint against the paper: a darker pen or more light would help")
-    return PreparedDigit(gray, ink, clean, mask, crop, small, centre_by_mass(small), notes)
+    return PreparedDigit(gray, ink, clean, mask, crop, small, centre_by_mass(small), notes, on_desk)
 
 
 def prepare_digit(path: Path) -> PreparedDigit:

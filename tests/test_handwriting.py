@@ -390,7 +390,7 @@ def test_a_sheet_on_a_darker_desk_is_read_without_the_desk(cnn_and_rule):
     rng = np.random.default_rng(0)
     seven = [[(0.4, 0.35), (0.65, 0.35), (0.48, 0.7)]]  # on the sheet, away from its edges
     prepared = prepare_image(sheet_on_desk(seven, rng))
-    assert any("sheet of paper" in note for note in prepared.notes)
+    assert prepared.on_desk and any("sheet of paper" in note for note in prepared.notes)
     rows, cols = np.nonzero(prepared.mask)
     height, width = prepared.mask.shape
     assert rows.min() > 0.3 * height and rows.max() < 0.75 * height  # the strokes, not the desk's edge
@@ -404,8 +404,22 @@ def test_a_shadow_or_chalk_on_a_board_is_not_taken_for_a_desk(cnn_and_rule):
     shadow = np.clip(np.linspace(-1.5, 2.5, size), 0.35, 1.0)[None, :].repeat(size, 0)  # a soft shadow, no edge
     one = 1 - np.asarray(draw(ONE, size, 12), dtype=np.float32) / 255
     shaded = prepare_image(np.clip(shadow * (0.9 - 0.7 * one) + rng.normal(0, 0.01, (size, size)), 0, 1))
-    assert not shaded.notes and verdict_of(shaded, cnn_and_rule).digit == 1
+    assert not shaded.on_desk and verdict_of(shaded, cnn_and_rule).digit == 1
     zero = Image.new("L", (size, size), 40)  # chalk on a blackboard: the bright ring is no sheet of paper
     ImageDraw.Draw(zero).ellipse((90, 50, 210, 250), outline=230, width=22)
     chalk = prepare_image(np.asarray(zero, dtype=np.float32) / 255)
-    assert not chalk.notes and verdict_of(chalk, cnn_and_rule).digit == 0
+    assert not chalk.on_desk and verdict_of(chalk, cnn_and_rule).digit == 0
+
+
+def test_a_sheet_lit_by_a_flash_is_still_light_paper(cnn_and_rule):
+    size = 400
+    y, x = np.mgrid[0:size, 0:size] / size
+    flash = 0.35 + 0.65 * np.exp(-((x - 0.5) ** 2 + (y - 0.5) ** 2) / 0.06)  # bright centre, dim corners
+    seven = [[(0.4, 0.35), (0.65, 0.35), (0.48, 0.7)]]
+    prepared = prepare_image(sheet_on_desk(seven, np.random.default_rng(2), light=flash))
+    assert prepared.on_desk
+    rows, cols = np.nonzero(prepared.mask)  # the strokes, not the bright middle of the sheet
+    height, width = prepared.mask.shape
+    assert rows.min() > 0.3 * height and rows.max() < 0.75 * height
+    assert cols.min() > 0.35 * width and cols.max() < 0.7 * width
+    assert verdict_of(prepared, cnn_and_rule).digit == 7
