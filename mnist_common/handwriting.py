@@ -215,7 +215,7 @@ def find_sheet(small: np.ndarray) -> np.ndarray | None:
     """Where a sheet of paper lies on a darker desk, as a mask of `small`; None when the picture is not that.
 
     The sheet is a bright region, filled out to its convex outline; the desk is the darker rest that
-    reaches the photo's edge. Uneven light leaves part of the sheet darker than the rest, so several
+    reaches a corner of the photo. Uneven light leaves part of the sheet darker than the rest, so several
     brightness thresholds are tried, from Otsu's down, and the outline with the sharpest edge is kept.
     """
     otsu = otsu_threshold(small)
@@ -237,8 +237,9 @@ def sheet_at(small: np.ndarray, threshold: float) -> tuple[np.ndarray, float] | 
     labels, count = connected_components(bright)
     sheet = labels == np.bincount(labels.ravel())[1:].argmax() + 1
     rest, _ = connected_components(~sheet)
-    edge = np.unique(np.concatenate([rest[0], rest[-1], rest[:, 0], rest[:, -1]]))
-    desk = np.isin(rest, edge[edge > 0])
+    corners = [(0, 0), (0, -1), (-1, 0), (-1, -1)]  # the edge of a straight-edged sheet leaves the desk in a
+    dark = [rest[c] for c in corners if not bright[c]]  # dark corner of the photo; ink touching its edge is no desk
+    desk = np.isin(rest, [label for label in dark if label > 0])
     on_edge = np.concatenate([desk[0], desk[-1], desk[:, 0], desk[:, -1]]).mean()
     if not DESK_SHARE[0] <= desk.mean() <= DESK_SHARE[1] or on_edge < 0.1:
         return None

@@ -18,7 +18,14 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 import mnist_common
-from mnist_common.handwriting import NothingToReadError, PreparedDigit, image_from_bytes, prepare_digit, prepare_image
+from mnist_common.handwriting import (
+    NothingToReadError,
+    PreparedDigit,
+    image_from_bytes,
+    prepare_digit,
+    prepare_image,
+    without_desk,
+)
 from mnist_common.pictures import (
     FITTING_FONTS,
     HELD_OUT_FONTS,
@@ -423,3 +430,17 @@ def test_a_sheet_lit_by_a_flash_is_still_light_paper(cnn_and_rule):
     assert rows.min() > 0.3 * height and rows.max() < 0.75 * height
     assert cols.min() > 0.35 * width and cols.max() < 0.7 * width
     assert verdict_of(prepared, cnn_and_rule).digit == 7
+
+
+def test_a_large_glyph_touching_the_edges_is_no_desk():
+    """A digit cropped to touch the picture's edges can cut the paper in two: the smaller piece, with
+    the digit, is no desk (its corners are paper), and nothing of the digit may be painted over.
+    (A glyph whose strokes reach a corner of the picture can still be taken for a desk.)"""
+    margins = [(0, 30), (30, 0), (30, 30)]  # touching the first edge, the second, neither
+    for digit in range(10):
+        ink = np.asarray(glyph(str(digit), "STIXGeneral.ttf", 120), dtype=np.float32) / 255
+        for pad in [(rows, cols) for rows in margins for cols in margins if (rows, cols).count((30, 30)) == 1]:
+            page, on_desk = without_desk(1 - np.pad(ink, pad))
+            assert not on_desk, (digit, pad)
+    two = np.asarray(glyph("2", "STIXGeneral.ttf", 120), dtype=np.float32) / 255  # top, bottom and right edges:
+    assert not without_desk(1 - np.pad(two, ((0, 0), (30, 0))))[1]  # the benchmark found this one painted over
