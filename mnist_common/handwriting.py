@@ -188,7 +188,8 @@ def without_desk(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     sheet = find_sheet(small)
     if sheet is None:
         return gray, False
-    inside = _pool(torch.from_numpy(sheet.astype(np.float32)), 5, "min").numpy() > 0  # away from the sheet's edge
+    framed = F.pad(torch.from_numpy(sheet.astype(np.float32)), (2, 2, 2, 2))  # where the sheet meets the photo's
+    inside = _pool(framed, 5, "min")[2:-2, 2:-2].numpy() > 0  # edge is an edge too: a sliver of desk may lie there
     t = torch.from_numpy(small)
     paper = inside & ((_pool(_pool(t, 7, "max"), 7, "min") - t).numpy() < DESK_CONTRAST / 2)  # not a dark stroke
     if not paper.any():
