@@ -51,7 +51,8 @@ MAX_ASPECT = 20  # ... nor one more than 20 times as long as it is wide
 FAINT = 0.2  # ink less than this much brighter than its background is paper grain or shadow, not a digit
 DESK_SIZE = 96  # the sheet of paper in a photo is looked for on a copy at most this many pixels across
 DESK_CONTRAST = 0.12  # a desk is at least this much darker than the sheet lying on it ...
-DESK_SHARE = (0.02, 0.6)  # ... and covers this share of the photo (more: the "sheet" is light ink on a dark page)
+DESK_SHARE = (0.02, 0.9)  # ... and covers this share of the photo
+SMALL_SHEET = (0.6, 0.03, 0.92)  # desk beyond 60%: the sheet must be 4-cornered (92%), with no dark notches (3%)
 SHEET_STEPS = np.arange(0, 0.21, 0.04)  # thresholds tried below Otsu's for the sheet's edge (its shaded parts too)
 OFF_SHEET = 0.5  # dark strokes beyond the sheet, at most this share of those on it
 
@@ -230,10 +231,12 @@ def sheet_at(small: np.ndarray, threshold: float) -> tuple[np.ndarray, float] | 
     unless everything agrees: the desk covers a fair share of the photo and of its edge, is clearly darker,
     the sheet is nearly convex (paper is flat and straight-edged), its edge is a sharp step (a shadow or
     a vignette fades gradually), and the strokes are on the sheet, not on the "desk" (then shaded paper).
+    A small sheet on a large desk looks much like a bold digit, light on a dark page, so it must also
+    show four corners and no dark notches wider than a pen's stroke (a 2's or a 5's).
     """
     bright = small > threshold
     border = np.concatenate([bright[0], bright[-1], bright[:, 0], bright[:, -1]])
-    if bright.mean() < 0.3 or border.mean() > 0.9:  # too little paper, or too little desk at the edge: no need to look
+    if bright.mean() < 1 - DESK_SHARE[1] or border.mean() > 0.9:  # too little paper, or too little desk at the edge
         return None
     labels, count = connected_components(bright)
     sheet = labels == np.bincount(labels.ravel())[1:].argmax() + 1
@@ -249,27 +252,47 @@ def sheet_at(small: np.ndarray, threshold: float) -> tuple[np.ndarray, float] | 
     if contrast < DESK_CONTRAST or sheet.sum() < 0.8 * hull.sum():
         return None
     t = torch.from_numpy(hull.astype(np.float32))
+    closed = _pool(_pool(torch.from_numpy(small), 5, "max"), 5, "min").numpy()  # thin dark strokes filled in
+    if desk.mean() > SMALL_SHEET[0]:  # a small bright patch may be a bold glyph, light on a dark page, instead:
+        wide_dark = (hull & ~sheet & (closed - small < 0.06)).sum() / hull.sum()  # notches wider than a stroke
+        if wide_dark > SMALL_SHEET[1] or quadrilateral_share(hull) < SMALL_SHEET[2]:  # or a rounded outline
+            return None
     inner = hull & ~(_pool(t, 5, "min").numpy() > 0)  # two pixels inside the outline ...
     outer = desk & (_pool(t, 5, "max").numpy() > 0) & ~hull  # ... and two outside it
     if not (inner.any() and outer.any()):
         return None
     sharpness = float(np.median(small[inner]) - np.median(small[outer])) / contrast
-    x = torch.from_numpy(small)
-    strokes = (_pool(_pool(x, 5, "max"), 5, "min") - x).numpy() > max(0.06, 0.3 * contrast)  # thin and dark
+    strokes = (closed - small) > max(0.06, 0.3 * contrast)  # thin and dark
     on_sheet = (strokes & hull).sum()
     off_sheet = (strokes & desk & ~(_pool(t, 7, "max").numpy() > 0)).sum()
     ok = sharpness >= 0.5 and on_sheet > 0 and off_sheet <= OFF_SHEET * on_sheet
     return (hull, sharpness) if ok else None
 
 
-def convex_hull(mask: np.ndarray) -> np.ndarray:
-    """The smallest convex polygon around a mask's pixels, filled (Andrew's monotone chain)."""
-    from PIL import Image, ImageDraw
+def quadrilateral_share(mask: np.ndarray) -> float:
+    """How much of a mask's convex outline the largest four-cornered shape inside it covers: about 1 for
+    a sheet of paper, however turned or tilted, less for a rounded or notched outline (a bold glyph)."""
+    outline = hull_polygon(mask)
+    best = 0.0
+    for angle in np.radians(np.arange(0, 90, 3)):  # the four corners: the points furthest out along four
+        directions = np.array([[np.cos(angle + k * np.pi / 2), np.sin(angle + k * np.pi / 2)] for k in range(4)])
+        best = max(best, polygon_area(outline[(outline @ directions.T).argmax(0)]))  # directions at right angles
+    return best / max(polygon_area(outline), 1e-6)
 
+
+def polygon_area(points: np.ndarray) -> float:
+    """The area inside a polygon given by its corners in order, (N, 2) (the shoelace formula)."""
+    x, y = points[:, 0], points[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+
+
+def hull_polygon(mask: np.ndarray) -> np.ndarray:
+    """The corners of the smallest convex polygon around a mask's pixels, in order, (N, 2) as (x, y)
+    (Andrew's monotone chain)."""
     rows, cols = np.nonzero(mask)
     points = sorted(set(zip(cols.tolist(), rows.tolist())))
     if len(points) < 3:
-        return mask.copy()
+        return np.array(points, dtype=float).reshape(-1, 2)
 
     def half(points):
         chain = []
@@ -280,8 +303,18 @@ def convex_hull(mask: np.ndarray) -> np.ndarray:
             chain.append(p)
         return chain[:-1]
 
+    return np.array(half(points) + half(points[::-1]), dtype=float)
+
+
+def convex_hull(mask: np.ndarray) -> np.ndarray:
+    """The smallest convex polygon around a mask's pixels, filled."""
+    from PIL import Image, ImageDraw
+
+    outline = hull_polygon(mask)
+    if len(outline) < 3:
+        return mask.copy()
     image = Image.new("1", (mask.shape[1], mask.shape[0]))
-    ImageDraw.Draw(image).polygon(half(points) + half(points[::-1]), fill=1, outline=1)
+    ImageDraw.Draw(image).polygon([tuple(p) for p in outline], fill=1, outline=1)
     return np.asarray(image, dtype=bool)
 
 

@@ -18,6 +18,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 import mnist_common
+from mnist_common import handwriting
 from mnist_common.handwriting import (
     NothingToReadError,
     PreparedDigit,
@@ -430,6 +431,34 @@ def test_a_sheet_lit_by_a_flash_is_still_light_paper(cnn_and_rule):
     assert rows.min() > 0.3 * height and rows.max() < 0.75 * height
     assert cols.min() > 0.35 * width and cols.max() < 0.7 * width
     assert verdict_of(prepared, cnn_and_rule).digit == 7
+
+
+def test_a_small_sheet_on_a_large_desk_is_read_without_the_desk(cnn_and_rule):
+    """The held-out photos often show a small note on a table that fills three quarters of the frame."""
+    seven = [[(0.42, 0.4), (0.6, 0.4), (0.47, 0.64)]]
+    note = ((0.35, 0.3), (0.68, 0.34), (0.66, 0.72), (0.32, 0.69))  # about 14% of the photo
+    prepared = prepare_image(sheet_on_desk(seven, np.random.default_rng(3), corners=note))
+    assert prepared.on_desk
+    rows, cols = np.nonzero(prepared.mask)
+    height, width = prepared.mask.shape
+    assert rows.min() > 0.35 * height and rows.max() < 0.68 * height  # the strokes, not the note's edge
+    assert cols.min() > 0.38 * width and cols.max() < 0.64 * width
+    assert verdict_of(prepared, cnn_and_rule).digit == 7
+
+
+def test_a_bold_digit_light_on_a_dark_page_is_no_small_sheet(monkeypatch):
+    """A heavy glyph, light on dark, is a bright patch with sharp edges and a little dark inside, as a
+    small note on a desk is: only its outline (rounded or notched, not four-cornered) tells them apart."""
+    def page(digit, weight):
+        ink = np.asarray(glyph(digit, "DejaVuSans-Bold.ttf", 120, weight), dtype=np.float32) / 255
+        side = int(max(ink.shape) / 0.7)
+        top, left = (side - ink.shape[0]) // 2, (side - ink.shape[1]) // 2
+        return 0.05 + 0.9 * np.pad(ink, ((top, side - top - ink.shape[0]), (left, side - left - ink.shape[1])))
+
+    pages = [page(digit, weight) for digit in "0235689" for weight in (0.08, 0.16)]
+    assert not any(without_desk(p)[1] for p in pages)
+    monkeypatch.setattr(handwriting, "SMALL_SHEET", (1.0, 1.0, 0.0))  # without the outline test ...
+    assert sum(without_desk(p)[1] for p in pages) >= 10  # ... most of them would be painted over
 
 
 def test_a_blank_sheet_reaching_the_photos_edge_is_blank():
