@@ -394,15 +394,20 @@ def sheet_on_desk(strokes, rng, size: int = 400, corners=((0.22, 0.12), (0.9, 0.
     return np.clip(light * (on_sheet * (0.92 - 0.75 * ink) + (1 - on_sheet) * grain), 0, 1).astype(np.float32)
 
 
+def assert_strokes_inside(prepared, rows: tuple, cols: tuple) -> None:
+    """The kept ink lies inside these shares of the picture's height and width: the strokes, not an edge."""
+    ink_rows, ink_cols = np.nonzero(prepared.mask)
+    height, width = prepared.mask.shape
+    assert rows[0] * height < ink_rows.min() and ink_rows.max() < rows[1] * height
+    assert cols[0] * width < ink_cols.min() and ink_cols.max() < cols[1] * width
+
+
 def test_a_sheet_on_a_darker_desk_is_read_without_the_desk(cnn_and_rule):
     rng = np.random.default_rng(0)
     seven = [[(0.4, 0.35), (0.65, 0.35), (0.48, 0.7)]]  # on the sheet, away from its edges
     prepared = prepare_image(sheet_on_desk(seven, rng))
     assert prepared.on_desk and any("sheet of paper" in note for note in prepared.notes)
-    rows, cols = np.nonzero(prepared.mask)
-    height, width = prepared.mask.shape
-    assert rows.min() > 0.3 * height and rows.max() < 0.75 * height  # the strokes, not the desk's edge
-    assert cols.min() > 0.35 * width and cols.max() < 0.7 * width
+    assert_strokes_inside(prepared, rows=(0.3, 0.75), cols=(0.35, 0.7))  # the strokes, not the desk's edge
     assert verdict_of(prepared, cnn_and_rule).digit == 7
 
 
@@ -426,10 +431,7 @@ def test_a_sheet_lit_by_a_flash_is_still_light_paper(cnn_and_rule):
     seven = [[(0.4, 0.35), (0.65, 0.35), (0.48, 0.7)]]
     prepared = prepare_image(sheet_on_desk(seven, np.random.default_rng(2), light=flash))
     assert prepared.on_desk
-    rows, cols = np.nonzero(prepared.mask)  # the strokes, not the bright middle of the sheet
-    height, width = prepared.mask.shape
-    assert rows.min() > 0.3 * height and rows.max() < 0.75 * height
-    assert cols.min() > 0.35 * width and cols.max() < 0.7 * width
+    assert_strokes_inside(prepared, rows=(0.3, 0.75), cols=(0.35, 0.7))  # not the bright middle of the sheet
     assert verdict_of(prepared, cnn_and_rule).digit == 7
 
 
@@ -439,10 +441,7 @@ def test_a_small_sheet_on_a_large_desk_is_read_without_the_desk(cnn_and_rule):
     note = ((0.35, 0.3), (0.68, 0.34), (0.66, 0.72), (0.32, 0.69))  # about 14% of the photo
     prepared = prepare_image(sheet_on_desk(seven, np.random.default_rng(3), corners=note))
     assert prepared.on_desk
-    rows, cols = np.nonzero(prepared.mask)
-    height, width = prepared.mask.shape
-    assert rows.min() > 0.35 * height and rows.max() < 0.68 * height  # the strokes, not the note's edge
-    assert cols.min() > 0.38 * width and cols.max() < 0.64 * width
+    assert_strokes_inside(prepared, rows=(0.35, 0.68), cols=(0.38, 0.64))  # the strokes, not the note's edge
     assert verdict_of(prepared, cnn_and_rule).digit == 7
 
 
