@@ -40,6 +40,7 @@ from mnist_common.pictures import (  # noqa: E402
     drawn_digit,
     glyph,
     not_digits,
+    on_desk,
     on_page,
     photo_of,
     random_shape,
@@ -184,12 +185,15 @@ def non_digit_styles() -> dict:
                                       int(rng.integers(50, 110)), float(rng.choice([0.0, 0.0, 0.05]))),
                                 rng, 200, str(rng.choice(["clean", "photo", "dark"])))) for _ in range(count)]
     made = not_digits(20, seed=SEED + 2)
+    desk_rng = np.random.default_rng(SEED + 3)  # its own seed: the other kinds stay as they were
     return {"letters (held-out fonts)": typed_chars(LETTERS, 60), "symbols (held-out fonts)": typed_chars(SYMBOLS, 40),
             "shapes": [encoded(on_page(random_shape(rng, 200), rng, 200, "clean")) for _ in range(30)],
             "scribbles": [encoded(p) for p in made["scribbles"]], "noise": [encoded(p) for p in made["noise"]],
             "blank paper": [encoded(p) for p in made["blank paper"]],
             "textures": [encoded(texture(rng, 200)) for _ in range(20)],
-            "look-alikes (O I l S Z B g q...)": typed_chars(LOOK_ALIKES, 40)}
+            "look-alikes (O I l S Z B g q...)": typed_chars(LOOK_ALIKES, 40),
+            "blank sheets on desks (photographed)": [encoded(on_desk(None, desk_rng, int(desk_rng.integers(160, 400))),
+                                                             "JPEG", quality=85) for _ in range(30)]}
 
 
 def folder_styles(folder: Path) -> tuple[dict, dict]:

@@ -35,6 +35,7 @@ from mnist_common.pictures import (
     glyph,
     letter,
     noise,
+    on_desk,
     on_page,
     paper,
     slanted,
@@ -469,6 +470,38 @@ def test_a_blank_sheet_reaching_the_photos_edge_is_blank():
             prepare_image(sheet_on_desk([], np.random.default_rng(0), corners=corners))
 
 
+def test_a_blank_sheet_wholly_inside_the_photo_is_blank_on_a_plain_or_a_checked_desk():
+    """A sheet with nothing on it is still a sheet: its four straight edges are no strokes, however
+    patterned the desk around it (a checked tablecloth's squares are dark strokes too). (A cloth with
+    squares nearly as light as the note is not found: they join the note. That is left to the rule.)"""
+    rng = np.random.default_rng(4)
+    with pytest.raises(NothingToReadError, match="blank"):
+        prepare_image(sheet_on_desk([], rng))
+    size = 400
+    y, x = np.mgrid[0:size, 0:size] // 25
+    checked = 0.6 - 0.15 * (x % 2) - 0.15 * (y % 2)  # gingham: striped, darkest where stripes cross
+    note = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(note).polygon([(120, 100), (300, 130), (280, 300), (100, 280)], fill=255)
+    on_note = np.asarray(note, dtype=np.float32) / 255
+    photo = on_note * 0.85 + (1 - on_note) * checked + rng.normal(0, 0.01, (size, size))
+    with pytest.raises(NothingToReadError, match="blank"):
+        prepare_image(np.clip(photo, 0, 1).astype(np.float32))
+
+
+def test_blank_sheets_on_desks_are_blank_or_doubted(cnn_and_rule):
+    """Made photos of blank sheets and sticky notes on wood, marble, checked cloth and carpet (seeds the
+    fitting never used): most are found blank by the preparation; what the desk step misses (a desk as
+    light as the sheet, a veined marble) is left to the rule."""
+    rng, kinds = np.random.default_rng(12), []
+    for _ in range(60):
+        try:
+            kinds.append(verdict_of(prepare_image(on_desk(None, rng, int(rng.integers(150, 300)))), cnn_and_rule).kind)
+        except NothingToReadError:
+            kinds.append("blank")
+    assert kinds.count("blank") >= 25  # 34 in our run; about 17 before blank sheets were found
+    assert kinds.count("digit") <= 4  # 2 in our run
+
+
 def test_a_large_glyph_touching_the_edges_is_no_desk():
     """A digit cropped to touch the picture's edges can cut the paper in two: the smaller piece, with
     the digit, is no desk (its corners are paper), and nothing of the digit may be painted over.
@@ -481,3 +514,32 @@ def test_a_large_glyph_touching_the_edges_is_no_desk():
             assert not on_desk, (digit, pad)
     two = np.asarray(glyph("2", "STIXGeneral.ttf", 120), dtype=np.float32) / 255  # top, bottom and right edges:
     assert not without_desk(1 - np.pad(two, ((0, 0), (30, 0))))[1]  # the benchmark found this one painted over
+
+
+def test_connected_components_agree_with_a_flood_fill():
+    """The quick labelling (labels spread and jump ahead) against the slow, obvious one: a flood fill."""
+    rng = np.random.default_rng(3)
+    for trial in range(20):
+        size = int(rng.integers(8, 90))
+        yy, xx = np.mgrid[:size, :size]
+        mask = (rng.random((size, size)) < 0.45) if trial % 2 else (
+            np.sin(xx / rng.uniform(2, 8)) * np.cos(yy / rng.uniform(2, 8)) > rng.uniform(-0.4, 0.4))
+        labels, count = handwriting.connected_components(mask)
+        seen, blobs = np.zeros_like(mask), 0
+        for start in zip(*np.nonzero(mask)):
+            if seen[start]:
+                continue
+            blobs, stack, members = blobs + 1, [start], []
+            seen[start] = True
+            while stack:
+                r, c = stack.pop()
+                members.append((r, c))
+                for dr in (-1, 0, 1):
+                    for dc in (-1, 0, 1):
+                        n = (r + dr, c + dc)
+                        if 0 <= n[0] < size and 0 <= n[1] < size and mask[n] and not seen[n]:
+                            seen[n] = True
+                            stack.append(n)
+            assert len({labels[m] for m in members}) == 1 and labels[start] > 0  # one blob, one label ...
+            assert (labels == labels[start]).sum() == len(members)  # ... and no other pixel shares it
+        assert count == blobs and (labels[~mask] == 0).all()
