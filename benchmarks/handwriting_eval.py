@@ -37,10 +37,10 @@ from mnist_common.pictures import (  # noqa: E402
     LETTERS,
     LOOK_ALIKES,
     SYMBOLS,
+    blank_sheet_on_desk,
     drawn_digit,
     glyph,
     not_digits,
-    on_desk,
     on_page,
     photo_of,
     random_shape,
@@ -192,8 +192,9 @@ def non_digit_styles() -> dict:
             "blank paper": [encoded(p) for p in made["blank paper"]],
             "textures": [encoded(texture(rng, 200)) for _ in range(20)],
             "look-alikes (O I l S Z B g q...)": typed_chars(LOOK_ALIKES, 40),
-            "blank sheets on desks (photographed)": [encoded(on_desk(None, desk_rng, int(desk_rng.integers(160, 400))),
-                                                             "JPEG", quality=85) for _ in range(30)]}
+            "blank sheets on desks (photographed)": [
+                encoded(blank_sheet_on_desk(desk_rng, int(desk_rng.integers(160, 400))), "JPEG", quality=85)
+                for _ in range(30)]}
 
 
 def folder_styles(folder: Path) -> tuple[dict, dict]:

@@ -233,10 +233,10 @@ def desk_surface(rng: np.random.Generator, size: int) -> np.ndarray:
     return top.astype(np.float32)
 
 
-def on_desk(ink: Image.Image | None, rng: np.random.Generator, size: int) -> np.ndarray:
-    """White-on-black ink (or nothing: a blank sheet) on a sheet of paper or a sticky note lying on a
-    desk, photographed from above: the sheet covers 10-90% of the photo, is turned a little, may run off
-    the photo's edge, and the light falls unevenly, sometimes with a shadow across."""
+def blank_sheet_on_desk(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A sheet of paper or a sticky note with nothing on it, lying on a desk, photographed from above:
+    the sheet covers 10-90% of the photo, is turned a little, may run off the photo's edge, and the
+    light falls unevenly, sometimes with a shadow across."""
     share, aspect, turn = rng.uniform(0.1, 0.9), rng.uniform(0.7, 1.4), rng.uniform(-25, 25)
     half = np.array([np.sqrt(share * aspect), np.sqrt(share / aspect)]) / 2  # half the sheet's sides, 0-1 units
     centre = rng.uniform(0.35, 0.65, 2)
@@ -246,14 +246,7 @@ def on_desk(ink: Image.Image | None, rng: np.random.Generator, size: int) -> np.
     outline = Image.new("L", (size * 2, size * 2), 0)  # drawn at twice the size, then shrunk: soft edges
     ImageDraw.Draw(outline).polygon([tuple(corner * size * 2) for corner in corners], fill=255)
     sheet = np.asarray(outline.resize((size, size), Image.BOX), dtype=np.float32) / 255
-    page = rng.uniform(0.75, 0.97) * np.ones((size, size), dtype=np.float32)  # white paper or a sticky note
-    if ink is not None:  # written on the sheet, about half as large as its shorter side, turned with it
-        scale = rng.uniform(0.4, 0.7) * 2 * min(half) * size / max(ink.size)
-        ink = ink.resize((max(1, round(ink.width * scale)), max(1, round(ink.height * scale))), Image.BILINEAR)
-        ink = ink.rotate(-turn + rng.uniform(-8, 8), resample=Image.BILINEAR, expand=True)
-        layer = Image.new("L", (size, size), 0)
-        layer.paste(ink, tuple(int(v) for v in centre * size - np.array(ink.size) / 2))
-        page = page * (1 - rng.uniform(0.6, 0.9) * np.asarray(layer, dtype=np.float32) / 255)
+    page = rng.uniform(0.75, 0.97)  # white paper or a sticky note
     photo = sheet * page + (1 - sheet) * desk_surface(rng, size)
     yy, xx = np.mgrid[:size, :size] / size
     angle = rng.uniform(0, 2 * np.pi)
@@ -352,7 +345,7 @@ def fitting_pictures(count: int, seed: int) -> tuple[list[np.ndarray], list[int]
     upright or leaning; drawn by a jittery hand with pens of every width), half are not (letters
     and symbols in the same fonts, weights and slants, shapes, scribbles, textures). Both halves
     share every look (photo, clean, light on dark) and every pen, so the rule can only learn the
-    shapes, not the styles. (Photos of sheets on desks, `on_desk`, were tried as a fourth look:
+    shapes, not the styles. (Photos of sheets on desks, written or blank, were tried as a fourth look:
     on an independent folder the rule fitted with them refused more photographed digits and no
     fewer blank sheets, so they are left out.) No MNIST test digit is used; MNIST's own validation digits join them in
     rejection.py.

@@ -31,11 +31,11 @@ from mnist_common.pictures import (
     FITTING_FONTS,
     HELD_OUT_FONTS,
     TEST_FONTS,
+    blank_sheet_on_desk,
     font,
     glyph,
     letter,
     noise,
-    on_desk,
     on_page,
     paper,
     slanted,
@@ -495,7 +495,8 @@ def test_blank_sheets_on_desks_are_blank_or_doubted(cnn_and_rule):
     rng, kinds = np.random.default_rng(12), []
     for _ in range(60):
         try:
-            kinds.append(verdict_of(prepare_image(on_desk(None, rng, int(rng.integers(150, 300)))), cnn_and_rule).kind)
+            photo = blank_sheet_on_desk(rng, int(rng.integers(150, 300)))
+            kinds.append(verdict_of(prepare_image(photo), cnn_and_rule).kind)
         except NothingToReadError:
             kinds.append("blank")
     assert kinds.count("blank") >= 25  # 34 in our run; about 17 before blank sheets were found
