@@ -11,7 +11,7 @@ than MNIST's scanned forms did, each a small function below:
   to_ink              ink bright on dark, as MNIST's (light paper is inverted)
   remove_background   subtract the paper's own, uneven brightness (shadows, lighting), never the ink
   ink_mask            which pixels are ink: Otsu's threshold
-  keep_strokes        drop specks far smaller than the largest stroke
+  keep_strokes        drop specks far smaller than the largest stroke, ruling, and what runs off the edge
   crop_to_ink         the box around the strokes
   match_stroke_width  widen thin pen strokes, peel heavy ones, to MNIST's stroke width before shrinking
   shrink_to_box       longer side 20 pixels, brightest ink 1.0, and ink as solid as MNIST's
@@ -46,6 +46,8 @@ MAX_FILE_BYTES = 200_000_000  # refuse larger files before reading them (a phone
 MAX_PIXELS = 40_000_000  # refuse larger images (a phone photo has about 12 million pixels)
 WORKING_SIZE = 320  # pictures are prepared at most this many pixels across: plenty for a 20-pixel digit
 SPECK_SHARE = 0.08  # a blob of ink smaller than 8% of the largest stroke is a speck, not part of the digit
+INNER_SHARE = 0.25  # a blob inside the picture at least a quarter the size of the largest may be the digit ...
+GAP = 0.05  # ... and then blobs running off the picture's edge, 5% of its size away from it, are not part of it
 RULING = 0.03  # a line from edge to edge of the page no thicker than 3% of the page is ruling (a margin), not ink
 MIN_SIDE = 8  # a picture narrower than this many pixels cannot hold a digit ...
 MAX_ASPECT = 20  # ... nor one more than 20 times as long as it is wide
@@ -433,7 +435,8 @@ def connected_components(mask: np.ndarray, coarse: int = 96) -> tuple[np.ndarray
 
 def keep_strokes(mask: np.ndarray) -> np.ndarray:
     """Drop what is not the digit: ruling (a thin line across the whole page, such as a notebook's
-    margin) and specks (blobs far smaller than the largest stroke: a dot of dirt, a stray mark)."""
+    margin), what runs off the picture's edge far from the digit (a pen lying beside the sheet, a
+    corner of the desk) and specks (blobs far smaller than the largest stroke: a dot of dirt)."""
     labels, count = connected_components(mask)
     if count == 0:
         return mask
@@ -441,9 +444,32 @@ def keep_strokes(mask: np.ndarray) -> np.ndarray:
     which = labels[rows, cols] - 1
     areas = np.bincount(which, minlength=count)
     ruling = inside_ruling(mask, which, cols, count) | inside_ruling(mask.T, which, rows, count)
-    largest = areas[~ruling].max(initial=0)
-    keep = np.flatnonzero(~ruling & (areas >= SPECK_SHARE * largest)) + 1
+    candidates = ~ruling & ~off_the_page(mask.shape, which, rows, cols, areas)
+    largest = areas[candidates].max(initial=0)
+    keep = np.flatnonzero(candidates & (areas >= SPECK_SHARE * largest)) + 1
     return np.isin(labels, keep)
+
+
+def off_the_page(shape: tuple[int, int], which: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                 areas: np.ndarray) -> np.ndarray:
+    """(count,) which blobs run off the picture's edge well away from a digit-sized blob lying wholly
+    inside it: the end of a pen, a corner of the desk, a shadow, not part of the digit. `which`, `rows`
+    and `cols` give each ink pixel's blob and place, `areas` each blob's size."""
+    height, width = shape
+    count = len(areas)
+    edge = np.zeros(count, dtype=bool)
+    edge[np.unique(which[(rows == 0) | (rows == height - 1) | (cols == 0) | (cols == width - 1)])] = True
+    inner = ~edge & (areas >= INNER_SHARE * areas.max())
+    if not inner.any():
+        return np.zeros(count, dtype=bool)
+    top, left = np.full(count, height), np.full(count, width)
+    bottom, right = np.zeros(count, dtype=int), np.zeros(count, dtype=int)
+    np.minimum.at(top, which, rows), np.minimum.at(left, which, cols)
+    np.maximum.at(bottom, which, rows), np.maximum.at(right, which, cols)
+    gap = GAP * max(height, width)
+    apart = ((bottom < top[inner].min() - gap) | (right < left[inner].min() - gap)
+             | (top > bottom[inner].max() + gap) | (left > right[inner].max() + gap))
+    return edge & apart
 
 
 def inside_ruling(mask: np.ndarray, which: np.ndarray, cols: np.ndarray, count: int) -> np.ndarray:

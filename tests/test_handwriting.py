@@ -130,6 +130,18 @@ def test_a_stray_dot_does_not_shrink_the_digit(cnn_and_rule):
     assert verdict_of(with_dot, cnn_and_rule).digit == 7
 
 
+def test_a_pen_running_off_the_photo_beside_the_digit_is_not_read(cnn_and_rule):
+    page = draw(SEVEN, 300, 12)
+    ImageDraw.Draw(page).rectangle([270, 120, 299, 134], fill=40)  # a pen's end, off the right edge
+    prepared = prepare_image(np.asarray(page, dtype=np.float32) / 255)
+    _, cols = np.nonzero(prepared.mask)
+    assert cols.max() < prepared.mask.shape[1] - 1  # the pen is dropped ...
+    assert verdict_of(prepared, cnn_and_rule).digit == 7
+    touching = draw([[(0.25, 0.0), (0.75, 0.0), (0.4, 0.85)]], 300, 12)  # ... a digit reaching the edge is not
+    mask = prepare_image(np.asarray(touching, dtype=np.float32) / 255).mask
+    assert mask[0].any() and np.nonzero(mask)[0].max() > 0.8 * mask.shape[0]
+
+
 def test_blank_paper_and_a_lone_speck_are_refused_in_one_line():
     rng = np.random.default_rng(0)
     with pytest.raises(mnist_common.LearnerError, match="looks blank"):
