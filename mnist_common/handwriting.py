@@ -14,7 +14,7 @@ than MNIST's scanned forms did, each a small function below:
   keep_strokes        drop specks far smaller than the largest stroke, ruling, and what runs off the edge
   crop_to_ink         the box around the strokes
   match_stroke_width  widen thin pen strokes, peel heavy ones, to MNIST's stroke width before shrinking
-  shrink_to_box       longer side 20 pixels, brightest ink 1.0, and ink as solid as MNIST's
+  shrink_to_box       longer side 20 pixels, brightest ink 1.0
   centre_by_mass      into 28x28, centre of mass in the middle
 
 `prepare_digit(path)` runs them all and keeps every step, for `--explain` to draw.
@@ -40,7 +40,6 @@ from .training import predict_logits
 MNIST_BOX = 20  # MNIST scaled each digit's longer side to 20 pixels ...
 MNIST_SIZE = 28  # ... and centred it, by centre of mass, in a 28x28 image
 MNIST_STROKE = 2.5  # typical stroke width, in pixels of that 20-pixel box
-MNIST_INK = 0.89  # MNIST's strokes are solid: half their ink pixels (those above 0.1) are brighter than this
 HEAVY = 1.3  # strokes wider than 1.3 times MNIST's are peeled down to that (a bold font, a felt pen)
 MAX_FILE_BYTES = 200_000_000  # refuse larger files before reading them (a phone photo is 2-10 MB)
 MAX_PIXELS = 40_000_000  # refuse larger images (a phone photo has about 12 million pixels)
@@ -552,21 +551,13 @@ def match_stroke_width(crop: np.ndarray) -> np.ndarray:
 
 
 def shrink_to_box(crop: np.ndarray) -> np.ndarray:
-    """Longer side 20 pixels (averaging, so edges stay soft), then the brightest ink set to 1.0 as in MNIST.
-
-    MNIST's strokes are solid: half their ink is brighter than `MNIST_INK`. A blurred scan or a
-    thin pen, shrunk, leaves a pale smear with one bright pixel, which a network trained on MNIST
-    reads poorly (often as a 1), so faint ink is raised until it is as solid as MNIST's.
-    """
+    """Longer side 20 pixels (averaging, so edges stay soft), then the brightest ink set to 1.0 as in MNIST."""
     height, width = crop.shape
     scale = MNIST_BOX / max(height, width)
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
     t = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32))[None, None]
     small = F.interpolate(t, size=size, mode="area" if scale < 1 else "bilinear")[0, 0].numpy()
-    small = small / max(float(small.max()), 1e-8)
-    ink = small[small > 0.1]
-    gain = max(1.0, MNIST_INK / float(np.median(ink))) if ink.size else 1.0
-    return np.clip(small * gain, 0, 1)
+    return small / max(float(small.max()), 1e-8)
 
 
 def centre_by_mass(small: np.ndarray) -> torch.Tensor:
