@@ -7,10 +7,19 @@ number in both; the two numbers must agree within the claim's tolerance:
   EXACT     numbers that are the same on every machine (counting, seeded NumPy in float64);
   TRAINED   accuracies of trained networks, in percentage points: fp32 on another processor takes
             other rounding paths, and training carries them along (on the reference machine: exact);
+  WANDERING the one run whose validation accuracy swings by more than half a point from one epoch
+            to the next (Adam at lr 0.01), so another processor's run may keep another epoch;
   SMALL     losses, calibration errors and other small trained quantities.
 
+TRAINED is measured, not guessed: the same default run on three processors (the reference AMD EPYC,
+the CI machine of one submission, an Intel Xeon forced onto its AVX2 path) moved trained accuracies
+by up to 0.35 points (the 15-epoch 512-256 network without dropout: 98.08%, 97.73%, 98.33%) and
+the lr 0.01 run by 0.42.
+
 A claim whose phrase is missing from either side fails too, so a reworded guide or log is noticed.
-Numbers that change from run to run on one machine (seconds) are never quoted as exact.
+In a phrase, `{}` is the number compared, `#` any other number, and `...` a few words in between
+(a list whose order changes between processors). Numbers that change from run to run on one
+machine (seconds) are never quoted as exact.
 """
 
 import os
@@ -22,7 +31,7 @@ import mnist_common
 
 pytestmark = pytest.mark.guide
 
-EXACT, TRAINED, SMALL = 0.0, 0.3, 0.01
+EXACT, TRAINED, WANDERING, SMALL = 0.0, 0.5, 1.0, 0.01
 NUMBER = r"(-?[\d,]*\.?\d+)"
 GUIDE = " ".join((mnist_common.ROOT / "learning_plan.md").read_text().split())
 LOG_PATH = mnist_common.ROOT / os.environ.get("JOURNEY_LOG", "journey.log")
@@ -37,7 +46,8 @@ def log() -> str:
 
 def number_in(text: str, phrase: str, where: str) -> float:
     pattern = (r"\s*".join(re.escape(part) for part in phrase.split())
-               .replace(re.escape("{}"), NUMBER).replace(re.escape("#"), r"-?[\d,]*\.?\d+"))
+               .replace(re.escape("{}"), NUMBER).replace(re.escape("#"), r"-?[\d,]*\.?\d+")
+               .replace(re.escape("..."), r".{0,80}?"))
     found = re.search(r"(?<![\w.])" + pattern, text)  # a number starts at a number's start, never mid-way
     assert found, f"{where} should contain: {phrase!r}"
     return float(found.group(1).replace(",", ""))
@@ -48,9 +58,9 @@ CLAIMS = [  # (guide phrase, log phrase, tolerance)
     ("from 0.263 after the first to {} after the tenth", "10 {} #% # #%", SMALL),
     ("The validation loss falls only for the first three epochs (0.154 to {})", "3 # #% {} #%", SMALL),
     ("97.87% on the test set ({} of 10,000 wrong)", "({} of 10,000 wrong), test loss", 30),
-    ("10 epochs?** {}% on the test set", "best epoch 8 of 10 (finished): validation 97.35%; test accuracy {}%",
+    ("10 epochs?** {}% on the test set", "best epoch # of 10 (finished): validation #%; test accuracy {}%",
      TRAINED),
-    ("| 0.01 | {}% |", "lr 0.01 #% {}%", TRAINED),
+    ("| 0.01 | {}% |", "lr 0.01 #% {}%", WANDERING),
     ("| 0.0001 | {}% |", "lr 0.0001 #% {}%", TRAINED),
     # Phase 3b: seeded NumPy in float64, the same everywhere
     # ... except two numbers made of rounding: finite differences divide the last bits of two costs by
@@ -94,7 +104,7 @@ CLAIMS = [  # (guide phrase, log phrase, tolerance)
     ("the ECE goes from {} to", "before ECE {} test NLL", SMALL / 2),
     ("the ECE goes from 0.0019 to {} and", "after ECE {} test NLL", SMALL / 2),
     ("the NLL falls from {} to", "validation NLL {} after", SMALL),
-    ("Ours: 4 and 9 ({} mistakes)", "most confused: 4 and 9 ({})", 4),
+    ("Ours: 4 and 9 ({} mistakes)", "most confused: ... 4 and 9 ({})", 4),
     ("with an AUROC of {} (1 would mean", "CNN: AUROC {} for the rule", SMALL),
     ("the energy score alone: {}), answers", "CNN: AUROC # for the rule, {} for the energy score", SMALL * 2),
     ("answers {}% of the test digits and", "CNN: AUROC # for the rule, # for the energy score alone (1 = every digit "
