@@ -16,6 +16,7 @@ than MNIST's scanned forms did, each a small function below:
   match_stroke_width  widen thin pen strokes, peel heavy ones, to MNIST's stroke width before shrinking
   shrink_to_box       longer side 20 pixels, brightest ink 1.0
   centre_by_mass      into 28x28, centre of mass in the middle
+  solid_ink           faint ink (a blurred scan, a pale pen) made as solid as MNIST's, after it is placed
 
 `prepare_digit(path)` runs them all and keeps every step, for `--explain` to draw.
 """
@@ -40,6 +41,7 @@ from .training import predict_logits
 MNIST_BOX = 20  # MNIST scaled each digit's longer side to 20 pixels ...
 MNIST_SIZE = 28  # ... and centred it, by centre of mass, in a 28x28 image
 MNIST_STROKE = 2.5  # typical stroke width, in pixels of that 20-pixel box
+MNIST_INK = 0.89  # MNIST's strokes are solid: half their ink pixels (those above 0.1) are brighter than this
 HEAVY = 1.3  # strokes wider than 1.3 times MNIST's are peeled down to that (a bold font, a felt pen)
 MAX_FILE_BYTES = 200_000_000  # refuse larger files before reading them (a phone photo is 2-10 MB)
 MAX_PIXELS = 40_000_000  # refuse larger images (a phone photo has about 12 million pixels)
@@ -573,6 +575,18 @@ def centre_by_mass(small: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(canvas)
 
 
+def solid_ink(view: torch.Tensor) -> torch.Tensor:
+    """Faint ink brightened until half of it is brighter than `MNIST_INK`, as in MNIST; solid ink is left alone.
+
+    A blurred low-resolution scan or a pale pen, shrunk, leaves a grey smear with a single bright
+    pixel, which a network trained on MNIST often reads as a 1. This runs after the digit is
+    placed, so the brightening never moves it: MNIST's own faint digits stay where MNIST put them.
+    """
+    ink = view[view > 0.1]
+    gain = max(1.0, MNIST_INK / float(ink.median())) if ink.numel() else 1.0
+    return (view * gain).clamp(0, 1)
+
+
 def prepare_image(gray: np.ndarray, name: str = "the image") -> PreparedDigit:
     """A grayscale picture (H, W) in 0-1 -> MNIST's format, every step kept. Refuses blanks and specks."""
     height, width = gray.shape
@@ -596,7 +610,7 @@ def prepare_image(gray: np.ndarray, name: str = "the image") -> PreparedDigit:
     notes = ["the photo shows a sheet of paper on a darker surface: only the sheet was read"] if on_desk else []
     if float(np.percentile(clean[mask], 50)) < 1.5 * FAINT:
         notes.append("the ink is faint against the paper: a darker pen or more light would help")
-    return PreparedDigit(gray, ink, clean, mask, crop, small, centre_by_mass(small), notes, on_desk)
+    return PreparedDigit(gray, ink, clean, mask, crop, small, solid_ink(centre_by_mass(small)), notes, on_desk)
 
 
 def prepare_digit(path: Path) -> PreparedDigit:

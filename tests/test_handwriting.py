@@ -90,6 +90,26 @@ def test_a_thin_pen_stroke_on_a_large_canvas_keeps_its_brightness(cnn_and_rule, 
     assert verdict_of(prepared, cnn_and_rule).digit == 7
 
 
+def test_mnist_ink_is_as_solid_as_the_preparation_assumes(raw_data):
+    images = raw_data.train[0][:10000].float() / 255
+    assert images[images > 0.1].median().item() == pytest.approx(handwriting.MNIST_INK, abs=0.02)
+
+
+def test_a_blurred_low_resolution_scan_is_made_as_solid_as_mnist(cnn_and_rule, raw_data, monkeypatch):
+    """An MNIST test digit scanned at 12 pixels and enlarged 10 times: a pale, blurred smear."""
+    digit, label = raw_data.test[0][0].float()[None, None] / 255, int(raw_data.test[1][0])
+    tiny = torch.nn.functional.interpolate(digit, size=(12, 12), mode="area")
+    scan = 1 - torch.nn.functional.interpolate(tiny, size=(120, 120), mode="bilinear")[0, 0].numpy()
+    prepared = prepare_image(scan)
+    ink = prepared.view[prepared.view > 0.1]
+    assert ink.median() >= handwriting.MNIST_INK - 0.05  # (a little lower: raised, faint edges join the ink)
+    assert verdict_of(prepared, cnn_and_rule).digit == label
+    monkeypatch.setattr(handwriting, "MNIST_INK", 0.0)  # without the step the smear stays pale
+    pale = prepare_image(scan).view
+    assert pale[pale > 0.1].median() < ink.median() - 0.2
+    assert torch.equal(pale > 0, prepared.view > 0)  # brightened where it was, never moved
+
+
 def test_uneven_lighting_is_not_taken_for_ink(cnn_and_rule):
     rng = np.random.default_rng(0)
     size = 300
